@@ -1,0 +1,61 @@
+"""Errors: one base class, NoetherSymError, and a subclass per kind of bad input.
+
+Every message names the problem and says how to fix it. Subclasses also derive from the
+matching built-in (TypeError for the wrong kind of object, ValueError for the wrong
+meaning) so that generic ``except ValueError`` code keeps working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "NoetherSymError",
+    "InvalidLossError",
+    "InvalidParameterError",
+    "InvalidDataError",
+    "ParseError",
+    "UnsupportedExpressionError",
+    "NoDifferentiablePointError",
+    "InvalidGeneratorError",
+    "InvalidArgumentError",
+    "CertificationError",
+]
+
+
+class NoetherSymError(Exception):
+    """Base class of every error noether_sym raises on purpose."""
+
+
+class InvalidLossError(NoetherSymError, TypeError):
+    """The loss expression is not a scalar SymPy expression, or it cannot be used."""
+
+
+class InvalidParameterError(NoetherSymError, ValueError):
+    """The parameter list is empty, has duplicates, non-symbols or unused symbols."""
+
+
+class InvalidDataError(NoetherSymError, ValueError):
+    """The data (random symbols, data symbols or a finite dataset) is inconsistent."""
+
+
+class ParseError(NoetherSymError, ValueError):
+    """A textual expression contains something outside the whitelisted grammar."""
+
+
+class UnsupportedExpressionError(NoetherSymError, ValueError):
+    """The expression uses a construct the compiler or the exact engine cannot handle."""
+
+
+class NoDifferentiablePointError(NoetherSymError, ValueError):
+    """No point was found where the loss is finite and differentiable."""
+
+
+class InvalidGeneratorError(NoetherSymError, ValueError):
+    """A matrix given as a symmetry generator is not one (wrong shape, not symmetric...)."""
+
+
+class InvalidArgumentError(NoetherSymError, ValueError):
+    """A numeric argument is out of range or has the wrong shape."""
+
+
+class CertificationError(NoetherSymError, RuntimeError):
+    """A result could not be certified (for example, no bracket for a root)."""
