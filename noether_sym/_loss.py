@@ -278,6 +278,10 @@ class Loss:
         rep.update(zip(self.data_symbols, self.x))
         rep.update(zip(self.constants, self.c))
         self.sample_expr: sp.Expr = replace_symbols(self.expr, rep)
+        #: optional hand-vectorized per-sample gradient ``(theta (..., n), x (..., d)) ->
+        #: (..., n)`` (families with matrix structure supply one; tests check it against the
+        #: gradient compiled from the expression)
+        self.fast_grad: Any = None
         self._cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------
