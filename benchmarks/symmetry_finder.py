@@ -56,40 +56,47 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--repeats", type=int, default=3, help="full passes; totals are medians over them")
     args = ap.parse_args(argv)
     archs = architectures(args.n, args.seed)
-    rows = []
-    t_all = time.perf_counter()
-    for kind, dims, bias in archs:
-        t0 = time.perf_counter()
-        loss = build(kind, dims, bias)
-        sym = ns.find_symmetries(loss)
-        dt = time.perf_counter() - t0
-        ok = sym.n_generators == expected_generators(kind, dims) and not sym.unconfirmed
-        if kind == "relu":
-            ok = ok and sym.n_independent_charges == sum(dims[1:-1])
-        rows.append(
-            {
-                "kind": kind,
-                "dims": dims,
-                "bias": bias,
-                "n_params": loss.n,
-                "generators": sym.n_generators,
-                "independent_charges": sym.n_independent_charges,
-                "route": sym.certificate["route"],
-                "seconds": dt,
-                "counts_ok": ok,
-            }
-        )
-        print(f"{kind:6s} {'-'.join(map(str, dims)):14s} bias={int(bias)} n={loss.n:4d} "
-              f"k={sym.n_generators:3d} r={sym.n_independent_charges:3d} {sym.certificate['route']:10s} "
-              f"{dt:7.3f}s {'ok' if ok else 'MISMATCH'}", flush=True)
-    total = time.perf_counter() - t_all
+    totals = []
+    for rep in range(args.repeats):
+        rows = []
+        t_all = time.perf_counter()
+        for kind, dims, bias in archs:
+            t0 = time.perf_counter()
+            loss = build(kind, dims, bias)
+            sym = ns.find_symmetries(loss)
+            dt = time.perf_counter() - t0
+            ok = sym.n_generators == expected_generators(kind, dims) and not sym.unconfirmed
+            if kind == "relu":
+                ok = ok and sym.n_independent_charges == sum(dims[1:-1])
+            rows.append(
+                {
+                    "kind": kind,
+                    "dims": dims,
+                    "bias": bias,
+                    "n_params": loss.n,
+                    "generators": sym.n_generators,
+                    "independent_charges": sym.n_independent_charges,
+                    "route": sym.certificate["route"],
+                    "seconds": dt,
+                    "counts_ok": ok,
+                }
+            )
+            if rep == 0:
+                print(f"{kind:6s} {'-'.join(map(str, dims)):14s} bias={int(bias)} n={loss.n:4d} "
+                      f"k={sym.n_generators:3d} r={sym.n_independent_charges:3d} {sym.certificate['route']:10s} "
+                      f"{dt:7.3f}s {'ok' if ok else 'MISMATCH'}", flush=True)
+        totals.append(time.perf_counter() - t_all)
+        print(f"pass {rep + 1}: {totals[-1]:.1f} s", flush=True)
+    total = statistics.median(totals)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     times = [r["seconds"] for r in rows]
     summary = {
         "n_architectures": len(rows),
-        "total_seconds": total,
+        "total_seconds_median": total,
+        "total_seconds_passes": totals,
         "median_seconds": statistics.median(times),
         "max_seconds": max(times),
         "all_counts_ok": all(r["counts_ok"] for r in rows),
@@ -101,10 +108,13 @@ def main(argv: list[str] | None = None) -> int:
         t_def, t_dense = [], []
         for k, d, b in small:
             for route, acc in (("auto", t_def), ("dense", t_dense)):
-                loss = build(k, d, b)  # fresh loss: no cached compilation
-                t0 = time.perf_counter()
-                ns.find_symmetries(loss, route=route)
-                acc.append(time.perf_counter() - t0)
+                reps = []
+                for _ in range(args.repeats):
+                    loss = build(k, d, b)  # fresh loss: no cached compilation
+                    t0 = time.perf_counter()
+                    ns.find_symmetries(loss, route=route)
+                    reps.append(time.perf_counter() - t0)
+                acc.append(statistics.median(reps))
         summary["baseline"] = {
             "architectures": len(small),
             "median_default_seconds": statistics.median(t_def),

@@ -51,6 +51,16 @@ def _name_list(text: str) -> list[str]:
     return names
 
 
+def _float_list(text: str) -> list[float]:
+    try:
+        out = [float(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+    if not out:
+        raise argparse.ArgumentTypeError("expected at least one number")
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="noether-sym", description="Parameter symmetries and the noise equilibrium of SGD.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -66,6 +76,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-rotations", action="store_true", help="skip the antisymmetric part")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--seed", type=int, default=0)
+
+    d = sub.add_parser("derive", help="symmetries, charge dynamics, equilibria and sharpness of a loss")
+    d.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
+    d.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 2,2,1")
+    d.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
+    d.add_argument("--loss", help="a loss expression (whitelisted grammar)")
+    d.add_argument("--params", type=_name_list, help="parameter names for --loss")
+    d.add_argument("--data", type=_name_list, default=None, help="data names for --loss")
+    d.add_argument("--gaussian", action="store_true",
+                   help="treat every data symbol as an independent standard normal (families: teacher data)")
+    d.add_argument("--theta", type=_float_list, default=None, help="the point θ (comma-separated, params order)")
+    d.add_argument("--batch-size", type=int, default=1)
+    d.add_argument("--lr", type=float, default=None)
+    d.add_argument("--weight-decay", type=float, default=0.0)
+    d.add_argument("--seed", type=int, default=0, help="seed of the default random point θ")
+    d.add_argument("--json", action="store_true", help="print one JSON document")
+    d.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
 
     f = sub.add_parser("families", help="list the catalog")
     f.add_argument("--json", action="store_true")
@@ -153,6 +180,56 @@ def _cmd_symmetries(args: argparse.Namespace) -> int:
     return 0
 
 
+def _with_gaussian_data(loss: Loss) -> Loss:
+    """Replace every plain data symbol by an independent standard normal."""
+    from sympy.stats import Normal
+
+    from ._data import attach_data
+
+    mapping = {s: Normal(f"{s}_rv" if not str(s).endswith("_rv") else str(s), 0, 1) for s in loss.data_symbols}
+    return attach_data(loss, mapping, name=loss.name)
+
+
+def _cmd_derive(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ._derive import derive
+
+    loss = _loss_from_args(args)
+    if args.gaussian or (args.family and not loss.random_symbols and loss.dataset is None):
+        loss = _with_gaussian_data(loss)
+    if args.theta is not None:
+        if len(args.theta) != loss.n:
+            raise _UsageError(f"--theta needs {loss.n} numbers (params order: {', '.join(map(str, loss.params))})")
+        theta = [sp.Rational(str(v)) for v in args.theta]
+    else:
+        rng = np.random.default_rng(args.seed)
+        # a random point with short decimals, taken exactly (small rationals keep the
+        # exact derivation fast)
+        theta = [sp.Rational(str(v)) for v in np.round(rng.standard_normal(loss.n), 2)]
+    has_data = bool(loss.random_symbols) or loss.dataset is not None
+    d = derive(loss, theta if has_data else None, batch_size=args.batch_size, weight_decay=args.weight_decay, lr=args.lr)
+    if args.latex:
+        print(d.latex())
+        return 0
+    if args.json:
+        doc = d.to_dict()
+        doc["theta"] = theta
+        print(json.dumps(doc, default=str))
+        return 0
+    print(f"{loss.name}: {loss.n} parameters, {d.symmetries.n_generators} generators, "
+          f"{d.symmetries.n_independent_charges} independent charges  ({d.seconds:.2f} s)")
+    for k, dyn in enumerate(d.dynamics, start=1):
+        print(f"  C_{k} = {sp.sstr(dyn.charge)[:90]}")
+        print(f"     dC/dt = {sp.sstr(dyn.drift)[:110]}")
+    for k, (eq, sh) in enumerate(zip(d.equilibria, d.sharpness), start=1):
+        print(f"  generator {k}: {eq.kind}, λ* = {eq.lam:.6g} ({eq.method}); sharpness: {sh.verdict} "
+              f"(T(λ*) − T(0) = {sh.change:.4g})")
+    for note in d.notes:
+        print(f"  note: {note}")
+    return 0
+
+
 def _cmd_families(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({k: v[1] for k, v in families.CATALOG.items()}))
@@ -174,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_symmetries(args)
         if args.command == "families":
             return _cmd_families(args)
+        if args.command == "derive":
+            return _cmd_derive(args)
     except _UsageError as exc:
         print(f"noether-sym: error: {exc}", file=sys.stderr)
         return 2

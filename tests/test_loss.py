@@ -1,0 +1,105 @@
+"""Loss validation (issue 2, point 2): every invalid input gets a NoetherSymError that names it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.stats import Normal
+
+import noether_sym as ns
+from noether_sym import InvalidDataError, InvalidLossError, InvalidParameterError, NoetherSymError
+
+u, w, x, y, z = sp.symbols("u w x y z")
+
+
+def test_valid_loss_and_blocks_flatten_row_major():
+    W = ns.matrix("W", 2, 2)
+    v = ns.vector("v", 2)
+    loss = ns.Loss(sp.Add(*[W[i, j] * v[j] * x for i in range(2) for j in range(2)]) ** 2, [W, v], data=[x])
+    assert [str(p) for p in loss.params] == ["W_0_0", "W_0_1", "W_1_0", "W_1_1", "v_0", "v_1"]
+    assert [b.shape for b in loss.blocks] == [(2, 2), (2, 1)]
+    assert loss.blocks[1].slice == slice(4, 6)
+
+
+def test_random_symbols_are_found_as_data():
+    xr = Normal("x", 0, 1)
+    loss = ns.Loss((u * w * xr - xr) ** 2, [u, w])
+    assert loss.random_symbols == (xr,) and [s.name for s in loss.x] == ["x"]
+
+
+@pytest.mark.parametrize(
+    "kwargs,err,words",
+    [
+        (dict(expr=sp.Matrix([[u, w]]), params=[u]), InvalidLossError, "scalar"),
+        (dict(expr=3.0, params=[u]), InvalidLossError, "SymPy expression"),
+        (dict(expr="u*w", params=[u]), InvalidLossError, "not a string"),
+        (dict(expr=[u], params=[u]), InvalidLossError, "SymPy expression"),
+        (dict(expr=u > w, params=[u]), InvalidLossError, "scalar algebraic"),
+        (dict(expr=u * w * sp.I, params=[u, w]), InvalidLossError, "real-valued"),
+        (dict(expr=u * w, params=[]), InvalidParameterError, "empty"),
+        (dict(expr=u * w, params=[u, 2]), InvalidParameterError, "Symbol"),
+        (dict(expr=u * w, params=[u, u * w]), InvalidParameterError, "Symbol"),
+        (dict(expr=u * w, params=[u, u, w]), InvalidParameterError, "twice"),
+        (dict(expr=u * w, params=[u, w, z]), InvalidParameterError, "do not appear"),
+        (dict(expr=u * w * x, params=[u, w]), InvalidLossError, "neither parameters nor data"),
+        (dict(expr=u * w * x, params=[u, w, x], data=[x]), InvalidDataError, "both a parameter and a data"),
+        (dict(expr=u * w, params="u w"), InvalidParameterError, "list of SymPy symbols"),
+        (dict(expr=u * w * x, params=[u, w], data={x: [1.0, np.nan]}), InvalidDataError, "non-finite"),
+        (dict(expr=u * w * x * y, params=[u, w], data={x: [1.0, 2.0], y: [1.0]}), InvalidDataError, "different lengths"),
+        (dict(expr=u * w * x, params=[u, w], data={x: [[1.0, 2.0]]}), InvalidDataError, "1-D"),
+        (dict(expr=u * w * x, params=[u, w], data={x: []}), InvalidDataError, "empty"),
+        (dict(expr=u * w * x, params=[u, w], data={x: [1.0], z: [2.0]}), InvalidDataError, "does not appear"),
+        (dict(expr=u * w * x, params=[u, w], data=3), InvalidDataError, "data must be"),
+        (dict(expr=u * w * x, params=[u, w], data=[x], constants=[x]), InvalidLossError, "constant"),
+    ],
+)
+def test_invalid_inputs(kwargs, err, words):
+    with pytest.raises(err) as info:
+        ns.Loss(**kwargs)
+    assert isinstance(info.value, NoetherSymError)
+    assert words in str(info.value)
+
+
+def test_random_symbol_as_parameter_is_rejected():
+    xr = Normal("x", 0, 1)
+    with pytest.raises(InvalidParameterError, match="random symbol"):
+        ns.Loss(u * xr, [u, xr])
+
+
+def test_random_symbols_and_dataset_together_are_rejected():
+    xr = Normal("xr", 0, 1)
+    with pytest.raises(InvalidDataError, match="one data model"):
+        ns.Loss(u * xr * x, [u], data={x: [1.0, 2.0]})
+
+
+def test_name_clash_between_symbols_is_rejected():
+    u_real = sp.Symbol("u", real=True)
+    with pytest.raises(InvalidLossError, match="share the name"):
+        ns.Loss(u * u_real * x, [u, u_real], data=[x])
+
+
+def test_theta_vector_validation():
+    loss = ns.Loss(u * w * x, [u, w], data=[x])
+    assert np.allclose(loss.theta_vector({w: 2, u: 1}), [1, 2])
+    with pytest.raises(ns.InvalidArgumentError, match="no value"):
+        loss.theta_vector({u: 1})
+    with pytest.raises(ns.InvalidArgumentError, match="one entry per parameter"):
+        loss.theta_vector([1, 2, 3])
+    with pytest.raises(ns.InvalidArgumentError, match="non-finite"):
+        loss.theta_vector([1, np.inf])
+    with pytest.raises(InvalidParameterError, match="not a parameter"):
+        loss.theta_vector({x: 1, u: 1, w: 2})
+
+
+def test_constants_are_allowed_when_declared():
+    c = sp.Symbol("c")
+    loss = ns.Loss(c * u * w * x, [u, w], data=[x], constants={c: 2.0})
+    assert loss.constant_values() == {sp.Symbol("c", real=True): 2.0}
+
+
+def test_no_differentiable_point():
+    # the loss is undefined (complex) everywhere: sqrt of a negative quantity
+    loss = ns.Loss(sp.sqrt(-(u**2) - w**2 - 1) * x, [u, w], data=[x])
+    with pytest.raises(ns.NoDifferentiablePointError, match="differentiable"):
+        ns.find_symmetries(loss)
