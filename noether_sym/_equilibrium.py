@@ -329,10 +329,8 @@ def _noise_matrix_uncached(loss: Loss, theta_vec: sp.Matrix, batch_size: int, di
             raise
         mom, exact = None, False
     if mom is not None and exact:
-        if values:
-            mom = mom.with_values(values)
-        Sigma = _eval_exact(loss, "covariance", mom.covariance, theta_vec, values)
-        g = _eval_exact(loss, "mean_grad", mom.mean_grad, theta_vec, values)
+        mom_at = mom.at(list(theta_vec), values=values)
+        Sigma, g = mom_at.covariance, mom_at.mean_grad
         free = set().union(*[e.free_symbols for e in Sigma]) if Sigma.shape[0] else set()
         if free:
             raise InvalidArgumentError(
