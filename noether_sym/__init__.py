@@ -9,6 +9,7 @@ equilibrium (``_equilibrium``) -> compile (``_compile``) -> report (``_latex``,
 from . import families as families
 from ._charges import confirm_conservation as confirm_conservation, generic_rank as generic_rank
 from ._data import (
+    MomentFunctions as MomentFunctions,
     Moments as Moments,
     attach_data as attach_data,
     compiled_moments as compiled_moments,
@@ -47,6 +48,15 @@ from ._latex import to_latex as to_latex
 from ._loss import Loss as Loss, matrix as matrix, vector as vector
 from ._parse import parse_expression as parse_expression
 from ._sample import Sampler as Sampler, make_sampler as make_sampler
+from ._plot import plot_charges as plot_charges
+from ._simulate import (
+    Cosine as Cosine,
+    Schedule as Schedule,
+    SimulationResult as SimulationResult,
+    StepDecay as StepDecay,
+    Warmup as Warmup,
+    simulate as simulate,
+)
 from ._symmetry import (
     Symmetries as Symmetries,
     confirm_generator as confirm_generator,

@@ -148,8 +148,8 @@ class Loss:
           law (independent unless built from each other, like ``y = 2*x + eps``);
         * a sequence of plain symbols: data symbols with no distribution attached (enough
           for the symmetry finder; expectations need a distribution or a dataset);
-        * a mapping ``{symbol: array}`` (or ``{Matrix of symbols: 2-D array}``): a finite
-          dataset of N samples; expectations are empirical means over it.
+        * a mapping ``{symbol: array}`` (or ``{tuple of symbols: 2-D array}``, one column
+          per symbol): a finite dataset of N samples; expectations are empirical means.
     constants
         Other free symbols of ``expr`` (symbolic hyper-parameters), optionally with values:
         a sequence of symbols or a mapping ``{symbol: value or None}``.
@@ -255,6 +255,14 @@ class Loss:
         self.constants: dict[sp.Symbol, Any] = const_values
 
         known = set(self.params) | set(self.data_symbols) | set(self.constants)
+        joint = [s for s in free if isinstance(s, RandomSymbol)
+                 and (type(s).__name__ != "RandomSymbol" or "Joint" in type(s.pspace).__name__)]
+        if joint:
+            raise InvalidDataError(
+                f"{joint[0]} is an entry of a joint (multivariate) random variable; noether_sym takes "
+                "data as independent single-variable sympy.stats random symbols: build correlated "
+                "data from independent normals (e.g. y = 2*x + eps)"
+            )
         stray = sorted((s for s in free if s not in known), key=str)
         if stray:
             raise InvalidLossError(

@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON document")
     d.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
 
+    from ._cli_simulate import add_parser as _add_simulate
+
+    _add_simulate(sub)
+
     f = sub.add_parser("families", help="list the catalog")
     f.add_argument("--json", action="store_true")
     return p
@@ -253,6 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_families(args)
         if args.command == "derive":
             return _cmd_derive(args)
+        if args.command == "simulate":
+            from ._cli_simulate import run as _run_simulate
+
+            return _run_simulate(args)
     except _UsageError as exc:
         print(f"noether-sym: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,248 @@
+"""Command line: ``noether-sym simulate`` -- SGD replicas on a catalog family or a typed loss.
+
+``add_parser(subparsers)`` declares the subcommand; ``run(args)`` executes it and returns
+the exit status (0 success; usage errors are raised as ``cli._UsageError`` or
+``NoetherSymError`` and turned into status 2 by ``cli.main``).
+
+Data models:
+
+* ``--loss``: data symbols (``--data``) get their distribution from ``--dist``
+  (``x=normal:0:1``, ``e=uniform:-1:1``, ``r=rademacher``), attached with
+  ``ns.attach_data``; build correlated data in the expression itself
+  (``(u*w*x - (x + e))^2``).
+* catalog families (their data symbols ``x_i``, ``y_o`` carry no distribution): a Gaussian
+  teacher, x ~ N(0, I), y = V x + σ ε with V the ``d_out x d_in`` identity-like matrix
+  (ones on the diagonal) and σ = ``--noise``; drawn directly so that the family's
+  matrix-form gradient (``loss.fast_grad``) is used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from ._errors import InvalidArgumentError
+from ._loss import Loss
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``simulate`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
+    from . import families  # noqa: PLC0415
+    from .cli import _int_list, _name_list  # noqa: PLC0415
+
+    s = subparsers.add_parser(
+        "simulate",
+        help="simulate SGD replicas and record the Noether charges",
+        description="Simulate SGD (or GD) on a catalog family or a loss, many replicas at once; "
+        "print a summary or JSON and optionally plot the charge trajectories.",
+    )
+    s.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
+    s.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 2,2,2")
+    s.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
+    s.add_argument("--loss", help="a loss expression (whitelisted grammar), e.g. '(u*w*x - (x + e))^2'")
+    s.add_argument("--params", type=_name_list, help="parameter names for --loss, e.g. u,w")
+    s.add_argument("--data", type=_name_list, default=None, help="data names for --loss, e.g. x,e")
+    s.add_argument(
+        "--dist",
+        action="append",
+        default=[],
+        metavar="NAME=SPEC",
+        help="distribution of a --loss data symbol: normal:MEAN:STD, uniform:LO:HI or rademacher "
+        "(repeat for each symbol)",
+    )
+    s.add_argument("--noise", type=float, default=0.5, help="families: label noise std σ (default 0.5)")
+    s.add_argument("--theta0", help="start: 'u=2,w=1' or '2,1' (params order); families default: random")
+    s.add_argument("--init-scale", type=float, default=0.5, help="families: std of the random start (default 0.5)")
+    s.add_argument("--lr", type=float, required=True, help="learning rate")
+    s.add_argument("--batch-size", type=int, required=True, help="batch size")
+    s.add_argument("--steps", type=int, required=True, help="number of steps")
+    s.add_argument("--replicas", type=int, required=True, help="number of independent replicas")
+    s.add_argument("--weight-decay", type=float, default=0.0)
+    s.add_argument("--momentum", type=float, default=0.0)
+    s.add_argument("--optimizer", choices=["sgd", "gd"], default="sgd")
+    s.add_argument("--every", type=int, default=None, help="record stride (default steps/100)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--chunk-size", type=int, default=None)
+    s.add_argument("--plot", metavar="OUT.png", help="write a figure of the charge trajectories")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    s.add_argument("--progress", action="store_true", help="show a progress bar (needs tqdm)")
+    return s
+
+
+def _parse_dist(spec: str) -> tuple[str, Any]:
+    from sympy.stats import Normal, Rademacher, Uniform  # noqa: PLC0415
+
+    from .cli import _UsageError  # noqa: PLC0415
+
+    name, _, rhs = spec.partition("=")
+    name = name.strip()
+    parts = [p.strip() for p in rhs.split(":")]
+    kind = parts[0].lower()
+    try:
+        nums = [sp.Rational(p) for p in parts[1:]]
+    except (TypeError, ValueError):
+        raise _UsageError(f"--dist {spec!r}: parameters must be numbers") from None
+    if not name.isidentifier():
+        raise _UsageError(f"--dist {spec!r}: expected NAME=normal:MEAN:STD, NAME=uniform:LO:HI or NAME=rademacher")
+    if kind == "normal" and len(nums) == 2:
+        return name, Normal(name, nums[0], nums[1])
+    if kind == "uniform" and len(nums) == 2:
+        return name, Uniform(name, nums[0], nums[1])
+    if kind == "rademacher" and not nums:
+        return name, Rademacher(name)
+    raise _UsageError(f"--dist {spec!r}: expected NAME=normal:MEAN:STD, NAME=uniform:LO:HI or NAME=rademacher")
+
+
+class _TeacherSampler:
+    """x ~ N(0, I_{d_in}), y = V x + σ ε, V = eye(d_out, d_in): rows (x_0.., y_0..) of a family."""
+
+    dataset_size = None
+
+    def __init__(self, d_in: int, d_out: int, noise: float) -> None:
+        self.d_in, self.d_out, self.noise = d_in, d_out, float(noise)
+        self.d = d_in + d_out
+
+    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        shape = tuple(shape)
+        z = rng.standard_normal(shape + (self.d,))
+        x = z[..., : self.d_in]
+        m = min(self.d_in, self.d_out)
+        out = np.empty_like(z)
+        out[..., : self.d_in] = x
+        y = out[..., self.d_in :]
+        y[...] = self.noise * z[..., self.d_in :]
+        y[..., :m] += x[..., :m]
+        return out
+
+    def take(self, indices: Any) -> np.ndarray:  # pragma: no cover - not a dataset
+        raise InvalidArgumentError("the teacher data model is not a finite dataset")
+
+
+def _theta0(loss: Loss, text: str | None, family: bool, scale: float, seed: int) -> Any:
+    from .cli import _UsageError  # noqa: PLC0415
+
+    if text is None:
+        if not family:
+            raise _UsageError("--loss needs --theta0 (e.g. --theta0 u=2,w=1)")
+        rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+        return scale * rng.standard_normal(loss.n)
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        if all("=" in t for t in items):
+            by_name = {str(p): p for p in loss.params}
+            out = {}
+            for t in items:
+                k, _, v = t.partition("=")
+                if k.strip() not in by_name:
+                    raise _UsageError(f"--theta0: {k.strip()!r} is not a parameter ({', '.join(by_name)})")
+                out[by_name[k.strip()]] = float(v)
+            return out
+        return [float(t) for t in items]
+    except ValueError:
+        raise _UsageError(f"--theta0 {text!r}: expected NAME=VALUE pairs or numbers separated by commas") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``noether-sym simulate``; returns the exit status.
+
+    Examples
+    --------
+    >>> import argparse
+    >>> from noether_sym._cli_simulate import add_parser, run
+    >>> parser = argparse.ArgumentParser(prog="noether-sym")
+    >>> _ = add_parser(parser.add_subparsers(dest="command"))
+    >>> args = parser.parse_args(["simulate", "linear-net", "--dims", "2,2,2", "--lr", "0.05",
+    ...                           "--batch-size", "2", "--steps", "100", "--replicas", "4"])
+    >>> run(args)  # doctest: +ELLIPSIS
+    simulate linear-net 2-2-2: sgd, 4 replicas x 100 steps, lr=0.05, batch=2, ...
+      diverged: none
+    ...
+    0
+    """
+    from ._simulate import simulate  # noqa: PLC0415
+    from ._symmetry import find_symmetries  # noqa: PLC0415
+    from .cli import _loss_from_args, _UsageError  # noqa: PLC0415
+
+    loss = _loss_from_args(args)
+    sampler = None
+    if args.loss is not None:
+        if args.dist:
+            from ._data import attach_data  # noqa: PLC0415
+
+            by_name = {str(s): s for s in loss.data_symbols}
+            mapping = {}
+            for spec in args.dist:
+                name, rv = _parse_dist(spec)
+                if name not in by_name:
+                    raise _UsageError(f"--dist names {name!r}, which is not a --data symbol")
+                mapping[by_name[name]] = rv
+            loss = attach_data(loss, mapping, name="--loss")
+        plain = loss.data_symbols[len(loss.random_symbols):]
+        if plain and loss.dataset is None:
+            raise _UsageError(
+                f"data symbol(s) {', '.join(map(str, plain))} need a distribution: --dist "
+                f"{plain[0]}=normal:0:1 (or uniform:LO:HI, rademacher)"
+            )
+    elif args.dist:
+        raise _UsageError("--dist applies to --loss; catalog families use the Gaussian teacher (--noise)")
+    else:
+        sampler = _TeacherSampler(args.dims[0], args.dims[-1], args.noise)
+    theta0 = _theta0(loss, args.theta0, args.loss is None, args.init_scale, args.seed)
+
+    sym = find_symmetries(loss, seed=args.seed)
+    generators = sym.generators or None
+    record = ["loss", "norm2"] + (["charges"] if generators else [])
+    res = simulate(
+        loss,
+        theta0,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        steps=args.steps,
+        replicas=args.replicas,
+        weight_decay=args.weight_decay,
+        momentum=args.momentum,
+        optimizer=args.optimizer,
+        record=record,
+        every=args.every,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        progress=args.progress,
+        generators=generators,
+        sampler=sampler,
+    )
+    plot_path = None
+    if args.plot:
+        from ._plot import plot_charges  # noqa: PLC0415
+
+        try:
+            plot_charges(res, None, args.plot, observable="charges" if generators else "norm2")
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from None
+        plot_path = args.plot
+    if args.json:
+        doc = res.to_dict()
+        doc.update(
+            {
+                "family": args.family or "--loss",
+                "n_params": loss.n,
+                "n_generators": len(sym.generators),
+                "charges": [str(c) for c in sym.charges],
+                "plot": plot_path,
+            }
+        )
+        print(json.dumps(doc))
+        return 0
+    print(res.summary())
+    if generators:
+        print(f"  charges: {len(sym.generators)} generators ({sym.n_independent_charges} independent)")
+    if plot_path:
+        print(f"  figure: {plot_path}")
+    sys.stdout.flush()
+    return 0
