@@ -554,11 +554,13 @@ class StepGradient:
             gz = Graph(data)
             self.derive_fn = compile_graph(gz, [gz.add(e) for e in zexprs], name="derived_data")
 
-    def derive(self, X: np.ndarray) -> np.ndarray | None:
-        """Data rows ``(..., d)`` -> the data-only parts ``(m, ...)`` (None if there are none)."""
+    def derive(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+        """Data rows ``(..., d)`` -> the data-only parts ``(m, ...)`` (None if there are none),
+        written into ``out`` when it has the right shape."""
         if not self.m:
             return None
-        Z = np.empty((self.m,) + X.shape[:-1])
+        shape = (self.m,) + X.shape[:-1]
+        Z = out if out is not None and out.shape == shape and out.flags.c_contiguous else np.empty(shape)
         # in slabs along the first axis that stay in cache: on a whole block, every
         # operation would stream (and page-fault) megabytes of temporaries
         per = max(1, int(np.prod(X.shape[1:-1], dtype=np.int64)))
@@ -606,8 +608,8 @@ class _CompiledKernel:
         self.f = self.step.f
         self._buf: np.ndarray | None = None
 
-    def derive(self, X: np.ndarray) -> np.ndarray | None:
-        return self.step.derive(X)
+    def derive(self, X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray | None:
+        return self.step.derive(X, out)
 
     def grad(self, T: np.ndarray, X: np.ndarray | None, Z: np.ndarray | None = None) -> np.ndarray:
         n, R = T.shape
@@ -674,7 +676,7 @@ class _FastKernel:
         return np.zeros((R, 1, self._d)) if X is None else X
 
     @staticmethod
-    def derive(X: np.ndarray) -> None:
+    def derive(X: np.ndarray, out: Any = None) -> None:
         return None
 
     def grad(self, T: np.ndarray, X: np.ndarray | None, Z: Any = None) -> np.ndarray:
@@ -738,7 +740,7 @@ class _MeanGradKernel:
         self.f = f
 
     @staticmethod
-    def derive(X: np.ndarray) -> None:
+    def derive(X: np.ndarray, out: Any = None) -> None:
         return None
 
     def grad(self, T: np.ndarray, X: Any, Z: Any = None) -> np.ndarray:
@@ -1259,14 +1261,24 @@ class _Run:
         self.batch_obs = any(nm in _BATCH_OBSERVABLES for nm in self.names)
 
     # ---- data -------------------------------------------------------------------------
-    def _block(self, rngs: list[np.random.Generator], epochs: list[_EpochState] | None) -> np.ndarray:
+    def _block(self, rngs: list[np.random.Generator], epochs: list[_EpochState] | None,
+               blk: np.ndarray | None) -> np.ndarray:
+        """The next K batches of every replica, step-major: ``(K, R, B, d)``, each replica's
+        rows drawn from its own stream in one call. Reuses ``blk`` when it has the shape (a
+        fresh block of tens of megabytes costs a page fault per 4 KiB on first touch)."""
         K, B, d = self.K, self.B, self.d
-        blk = np.empty((K, len(rngs), B, d))
+        if blk is None or blk.shape != (K, len(rngs), B, d) or not blk.flags.c_contiguous:
+            blk = np.empty((K, len(rngs), B, d))
+        # copy each replica's (K, B·d) rows as K opaque items of B·d·8 bytes: NumPy then
+        # moves one row per iteration instead of looping over B·d numbers per step
+        item = np.dtype((np.void, 8 * B * d))
+        dst = blk.reshape(K, len(rngs), B * d).view(item)[..., 0]  # (K, R)
         for i, rng in enumerate(rngs):
             if epochs is None:
-                blk[:, i] = self.sampler.draw(rng, (K, B))
+                rows = self.sampler.draw(rng, (K, B))
             else:
-                blk[:, i] = self.sampler.take(epochs[i].take(rng, K, B, self.N))
+                rows = self.sampler.take(epochs[i].take(rng, K, B, self.N))
+            dst[:, i] = np.ascontiguousarray(rows, dtype=float).reshape(K, B * d).view(item)[:, 0]
         return blk
 
     # ---- observables ------------------------------------------------------------------
@@ -1329,7 +1341,7 @@ class _Run:
         fac = None
         fac_start = -K
         X = self.full_X
-        Zall = None if X is None else self.kernel.derive(X)  # data-only parts of the loss
+        Zall = None if X is None else self.kernel.derive(X, None)  # data-only parts of the loss
         Z = Zall
         T_new = None
         j = 0  # next record
@@ -1343,8 +1355,8 @@ class _Run:
                 if mode in ("sample", "epoch") and (k < steps or self.batch_obs):
                     if k >= blk_start + K:
                         blk_start = (k // K) * K
-                        blk = self._block(rngs, epochs)
-                        Zall = self.kernel.derive(blk)
+                        blk = self._block(rngs, epochs, blk)
+                        Zall = self.kernel.derive(blk, Zall)
                     X = blk[k - blk_start]
                     Z = None if Zall is None else Zall[:, k - blk_start]
                 if k == steps:

@@ -21,7 +21,7 @@ import noether_sym as ns
 from noether_sym._compile import compiled
 from noether_sym._errors import InvalidArgumentError, InvalidGeneratorError, NoetherSymError
 from noether_sym._sample import make_sampler
-from noether_sym._simulate import Cosine, StepDecay, Warmup, block_steps, simulate
+from noether_sym._simulate import OVERFLOW, Cosine, StepDecay, Warmup, _as_generators, block_steps, simulate
 
 # ------------------------------------------------------------------------------------------
 # models
@@ -85,7 +85,7 @@ def reference_grad(loss: ns.Loss):
     return grad
 
 
-def same(a: ns.SimulationResult | object, b: object) -> bool:
+def same(a, b) -> bool:
     """Bit-identical results (θ, flags, every observable)."""
     if not (np.array_equal(a.theta, b.theta) and np.array_equal(a.divergence_step, b.divergence_step)):
         return False
@@ -230,7 +230,7 @@ def test_divergent_replicas_are_frozen_flagged_and_do_not_affect_the_others():
     div = res.diverged
     assert np.all((res.divergence_step[div] >= 1) & (res.divergence_step[div] <= steps))
     assert np.all(res.divergence_step[~div] == -1)
-    assert np.all(np.isfinite(res.theta)) and np.all(np.abs(res.theta) <= ns_overflow())
+    assert np.all(np.isfinite(res.theta)) and np.all(np.abs(res.theta) <= OVERFLOW)
     # records stop at divergence (NaN afterwards), stay finite before
     n2 = res["norm2"]
     for r in np.nonzero(div)[0]:
@@ -245,12 +245,6 @@ def test_divergent_replicas_are_frozen_flagged_and_do_not_affect_the_others():
     assert tame.n_diverged == 0
     assert np.array_equal(tame.theta[~div], res.theta[~div])
     assert np.array_equal(tame["norm2"][:, ~div], res["norm2"][:, ~div])
-
-
-def ns_overflow() -> float:
-    from noether_sym._simulate import OVERFLOW
-
-    return OVERFLOW
 
 
 def test_all_replicas_diverging_ends_cleanly():
@@ -379,17 +373,11 @@ def test_charges_orbit_and_sharpness_observables():
     assert np.allclose(res["norm2"], np.sum(th**2, axis=-1))
     assert np.all(res["orbit"][0] == 0)
     # the orbit coordinate moves by exactly μ along e^{μA}
-    gens = ns_generators([A])
+    gens = _as_generators([A], 4)
     th0 = np.array([[2.0, 0.5, -0.25, 1.0]])
     mu = 0.37
     moved = th0 * np.exp(mu * np.diag(A))
     assert np.isclose(gens.orbit(moved)[0, 0] - gens.orbit(th0)[0, 0], mu)
-
-
-def ns_generators(mats):
-    from noether_sym._simulate import _as_generators
-
-    return _as_generators(mats, mats[0].shape[0])
 
 
 @pytest.mark.parametrize("n", [3, 20])
@@ -644,6 +632,16 @@ def test_result_summary_and_json():
     assert res["loss"].shape == (3, 2) and res["charges"].shape == (3, 2, 1)
     with pytest.raises(KeyError, match="not recorded"):
         res["sharpness"]
+
+
+def test_progress_bar_is_optional(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    res = _sim(progress=True)
+    assert res.theta.shape == (2, 4)
+    assert capsys.readouterr().err == ""
 
 
 def _cli(argv):

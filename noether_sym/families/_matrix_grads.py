@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .._errors import InvalidArgumentError
 from .._graph import Graph, compile_graph
 
 __all__ = ["MatrixGradient"]
@@ -122,7 +123,7 @@ class MatrixGradient:
         theta = np.asarray(theta)
         x = np.asarray(x)
         if theta.shape[-1:] != (self.n,) or x.shape[-1:] != (self.d,):
-            raise ValueError(
+            raise InvalidArgumentError(
                 f"MatrixGradient: theta must end with {self.n} parameters and x with {self.d} data "
                 f"columns; got shapes {theta.shape} and {x.shape}"
             )
@@ -141,7 +142,7 @@ class MatrixGradient:
         if out is None:
             out = np.empty(shape, dtype=dtype)
         elif out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"MatrixGradient: out must have shape {shape} and dtype {dtype}; got {out.shape}, {out.dtype}")
+            raise InvalidArgumentError(f"MatrixGradient: out must have shape {shape} and dtype {dtype}; got {out.shape}, {out.dtype}")
         lead = shape[:-1]
         params = self._unpack(theta)
         inputs, slopes, f = self._forward(params, x[..., :d0])
