@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from noether_sym.cli import main
@@ -77,3 +78,26 @@ def test_console_script_runs():
 def test_families_lists_catalog(capsys):
     code, out, _ = run(["families"], capsys)
     assert code == 0 and "linear-net" in out and "relu-net" in out
+
+
+def test_derive_json_from_loss_text(capsys):
+    code, out, _ = run(
+        ["derive", "--loss", "(u*w*x - x - e)^2", "--params", "u,w", "--data", "x,e", "--gaussian",
+         "--theta", "2,0.5", "--json"], capsys)
+    doc = json.loads(out)
+    assert code == 0
+    eq = doc["equilibria"][0]
+    # x, e independent standard normals: s+ = Tr Σ_u = 4w²E[e²x²] = 1, s- = Tr Σ_w = 4u² = 16
+    # at the minimum uw = 1, so λ* = ¼ log(1/16) (E17)
+    assert eq["kind"] == "balanced" and abs(eq["lam"] - np.log(1 / 16) / 4) < 1e-12
+    assert doc["sharpness"][0]["verdict"] == "flatten"
+
+
+def test_derive_latex_document(capsys):
+    code, out, _ = run(["derive", "linear-net", "--dims", "2,1,1", "--theta", "1,2,3", "--latex"], capsys)
+    assert code == 0 and out.startswith("\\documentclass") and out.rstrip().endswith("\\end{document}")
+
+
+def test_derive_bad_theta_length(capsys):
+    code, _, err = run(["derive", "linear-net", "--dims", "2,1,1", "--theta", "1,2"], capsys)
+    assert code == 2 and "--theta needs 3 numbers" in err
