@@ -34,8 +34,7 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``simulate`` subcommand to ``subparsers`` (from ``add_subparsers``)."""
-    from . import families  # noqa: PLC0415
-    from .cli import _int_list, _name_list  # noqa: PLC0415
+    from .cli import add_loss_arguments  # noqa: PLC0415
 
     s = subparsers.add_parser(
         "simulate",
@@ -43,12 +42,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Simulate SGD (or GD) on a catalog family or a loss, many replicas at once; "
         "print a summary or JSON and optionally plot the charge trajectories.",
     )
-    s.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
-    s.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 2,2,2")
-    s.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
-    s.add_argument("--loss", help="a loss expression (whitelisted grammar), e.g. '(u*w*x - (x + e))^2'")
-    s.add_argument("--params", type=_name_list, help="parameter names for --loss, e.g. u,w")
-    s.add_argument("--data", type=_name_list, default=None, help="data names for --loss, e.g. x,e")
+    add_loss_arguments(s)
     s.add_argument(
         "--dist",
         action="append",

@@ -82,10 +82,9 @@ class Spectrum:
 
 
 def _as_sym_matrix(A: Any, n: int) -> sp.Matrix:
-    try:
-        M = sp.Matrix(A) if not isinstance(A, sp.MatrixBase) else sp.Matrix(A)
-    except Exception:  # noqa: BLE001
-        raise InvalidGeneratorError(f"cannot read {type(A).__name__} as an n x n matrix") from None
+    from ._loss import matrix_from_user
+
+    M = matrix_from_user(A)
     if M.shape != (n, n):
         raise InvalidGeneratorError(f"the generator must be {n}x{n} (one row per parameter); got {M.shape[0]}x{M.shape[1]}")
     M = M.applyfunc(lambda v: sp.Rational(v) if isinstance(v, sp.Float) else v)
@@ -783,7 +782,9 @@ def population_hessian(loss: Loss, theta: Any, *, values: Any = None, n_samples:
                     Hs[i, j] = Hs[j, i] = sp.diff(grads[i], loss.params[j])
             loss._cache["population_hessian_symbolic"] = Hs
         if values:
-            Hs = Hs.xreplace({sp.sympify(k): sp.sympify(v) for k, v in values.items()})
+            from ._sample import _value_map
+
+            Hs = Hs.xreplace(_value_map(loss, values))
         H = _eval_exact(loss, "hessian", Hs, te, values)
         if any(not v.is_number for v in H):
             raise InvalidArgumentError("the Hessian depends on symbols besides θ; pass values=")

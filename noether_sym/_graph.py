@@ -254,7 +254,9 @@ class Graph:
         if cls not in self._fn_cache:
             dummies = sp.symbols(f"_a0:{len(expr.args)}")
             self._fn_cache[cls] = sp.lambdify(dummies, cls(*dummies), modules=["numpy", "scipy"])
-        return f"_fn_{name}"
+        # the generated code names the callable by position, never by the (user-definable)
+        # class name, so nothing from the user's objects is written into the source
+        return f"_fn_{list(self._fn_cache).index(cls)}"
 
 
 # ------------------------------------------------------------------------------------------

@@ -247,9 +247,11 @@ class Loss:
             const_values = {c: None for c in constants}
         else:
             raise InvalidLossError(f"constants must be a sequence of symbols or a mapping; got {constants!r}")
-        for c in const_values:
+        for c, v in list(const_values.items()):
             if not isinstance(c, sp.Symbol) or isinstance(c, RandomSymbol):
                 raise InvalidLossError(f"constant {c!r} must be a plain SymPy symbol")
+            if v is not None:
+                const_values[c] = as_real_number(v, f"the value of constant {c}")
             if c in seen or c in data_syms:
                 raise InvalidLossError(f"symbol {c} is declared both as a constant and as a parameter or data")
         self.constants: dict[sp.Symbol, Any] = const_values
@@ -440,6 +442,44 @@ def _validate_dataset(data: Mapping, free: set) -> tuple[list[sp.Symbol], dict[s
     if not columns or not length:
         raise InvalidDataError("the dataset is empty: give at least one column with at least one sample")
     return syms, columns
+
+
+def as_real_number(v: Any, what: str) -> sp.Expr:
+    """A user-supplied number as a SymPy real number; text is never parsed (no sympify of
+    strings: that would evaluate Python)."""
+    if isinstance(v, (str, bytes)) or isinstance(v, bool):
+        raise InvalidArgumentError(f"{what} must be a real number, not {type(v).__name__} {v!r}")
+    try:
+        out = sp.sympify(v, strict=True)
+    except (sp.SympifyError, TypeError, ValueError):
+        raise InvalidArgumentError(f"{what} must be a real number; got {v!r}") from None
+    if not (isinstance(out, sp.Expr) and out.is_number and out.is_real):
+        raise InvalidArgumentError(f"{what} must be a real number; got {v!r}")
+    return out
+
+
+def matrix_from_user(A: Any, what: str = "the generator") -> sp.Matrix:
+    """A user-supplied matrix (SymPy matrix, nested sequence or array) of real numbers."""
+    from ._errors import InvalidGeneratorError
+
+    if isinstance(A, sp.MatrixBase):
+        M = sp.Matrix(A)
+    else:
+        try:
+            arr = np.asarray(A, dtype=object)
+        except Exception:  # noqa: BLE001 - anything that is not array-like
+            raise InvalidGeneratorError(f"cannot read {type(A).__name__} as a matrix") from None
+        if arr.ndim != 2:
+            raise InvalidGeneratorError(f"{what} must be a 2-D matrix; got an object of {arr.ndim} dimension(s)")
+        try:
+            rows = [[as_real_number(v, f"entry ({i},{j}) of {what}") for j, v in enumerate(r)] for i, r in enumerate(arr)]
+        except InvalidArgumentError as exc:
+            raise InvalidGeneratorError(str(exc)) from None
+        M = sp.Matrix(rows) if rows else sp.zeros(0, 0)
+    for v in M:
+        if not (v.is_number and v.is_real is not False):
+            raise InvalidGeneratorError(f"{what} must have real numeric entries; found {v}")
+    return M
 
 
 def replace_symbols(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:

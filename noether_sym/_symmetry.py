@@ -18,7 +18,8 @@ same exact confirmation:
     g_sᵀJθ ≡ 0 in θ gives J g_s = -σ H_s J θ₀ = -σ H_s B c, so the action of J on the
     gradient span is fixed by the r numbers c (σ = +1 for symmetric, -1 for antisymmetric
     J). A few base points pin J down completely: the unknowns drop from n(n+1)/2 to about
-    K·r (K base points), e.g. 54 instead of 34,191 for a 261-parameter ReLU network.
+    K·r (K base points), e.g. 36–83 (by base points) instead of 34,191 for the 261-parameter ReLU network
+    9-9-9-9 with biases.
     Hessian-vector products come from the complex step, exact to rounding.
 
 Numeric candidates are put in reduced row echelon form over the flattened upper triangle
@@ -985,11 +986,9 @@ def _as_rational_matrix(A: Any, n: int) -> dict[tuple[int, int], Fraction]:
     """Validate a user generator: an n x n matrix of rational numbers -> sparse dict."""
     from ._errors import InvalidGeneratorError
 
-    if isinstance(A, np.ndarray) or not isinstance(A, sp.MatrixBase):
-        try:
-            A = sp.Matrix(np.asarray(A, dtype=object).tolist() if np.ndim(A) == 2 else A)
-        except Exception:  # noqa: BLE001 - anything sympy cannot read is a bad generator
-            raise InvalidGeneratorError(f"cannot read {type(A).__name__} as an n x n matrix") from None
+    from ._loss import matrix_from_user
+
+    A = matrix_from_user(A)
     if A.shape != (n, n):
         raise InvalidGeneratorError(
             f"a generator must be {n}x{n} (one row and column per parameter); got {A.shape[0]}x{A.shape[1]}"

@@ -61,29 +61,29 @@ def _float_list(text: str) -> list[float]:
     return out
 
 
+def add_loss_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that choose a loss: a catalog FAMILY (--dims, --bias) or --loss text."""
+    p.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
+    p.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 5,3,2")
+    p.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
+    p.add_argument("--loss", help="a loss expression (whitelisted grammar), e.g. '(u*w*x - y)^2'")
+    p.add_argument("--params", type=_name_list, help="parameter names for --loss, e.g. u,w")
+    p.add_argument("--data", type=_name_list, default=None, help="data names for --loss, e.g. x,y")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="noether-sym", description="Parameter symmetries and the noise equilibrium of SGD.")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("symmetries", help="find the exponential symmetries of a family or of a loss")
-    s.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
-    s.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 5,3,2")
-    s.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
-    s.add_argument("--loss", help="a loss expression (whitelisted grammar), e.g. '(u*w*x - y)^2'")
-    s.add_argument("--params", type=_name_list, help="parameter names for --loss, e.g. u,w")
-    s.add_argument("--data", type=_name_list, default=None, help="data names for --loss, e.g. x,y")
+    add_loss_arguments(s)
     s.add_argument("--route", default="auto", choices=["auto", "exact", "dense", "structured"])
     s.add_argument("--no-rotations", action="store_true", help="skip the antisymmetric part")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--seed", type=int, default=0)
 
     d = sub.add_parser("derive", help="symmetries, charge dynamics, equilibria and sharpness of a loss")
-    d.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
-    d.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 2,2,1")
-    d.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
-    d.add_argument("--loss", help="a loss expression (whitelisted grammar)")
-    d.add_argument("--params", type=_name_list, help="parameter names for --loss")
-    d.add_argument("--data", type=_name_list, default=None, help="data names for --loss")
+    add_loss_arguments(d)
     d.add_argument("--gaussian", action="store_true",
                    help="treat every data symbol as an independent standard normal (families: teacher data)")
     d.add_argument("--theta", type=_float_list, default=None, help="the point θ (comma-separated, params order)")

@@ -103,3 +103,14 @@ def test_no_differentiable_point():
     loss = ns.Loss(sp.sqrt(-(u**2) - w**2 - 1) * x, [u, w], data=[x])
     with pytest.raises(ns.NoDifferentiablePointError, match="differentiable"):
         ns.find_symmetries(loss)
+
+
+def test_text_is_never_evaluated_as_a_number_or_matrix_entry():
+    c = sp.Symbol("c")
+    with pytest.raises(ns.InvalidArgumentError, match="real number"):
+        ns.Loss(c * u * w * x, [u, w], data=[x], constants={c: "__import__('os')"})
+    loss = ns.Loss(u * w * x, [u, w], data=[x])
+    for bad in ([["1", 0], [0, -1]], [["__import__('os')", 0], [0, 1]]):
+        with pytest.raises(ns.InvalidGeneratorError, match="real number"):
+            ns.confirm_generator(loss, bad)
+    assert ns.confirm_generator(loss, np.diag([1.0, -1.0]))[0]
