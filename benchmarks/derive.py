@@ -36,8 +36,7 @@ def cases() -> list[tuple[str, ns.Loss, list]]:
     out.append(("rescaling", resc, [2, sp.Rational(1, 2), -sp.Rational(1, 4), 1]))
     rng = np.random.default_rng(0)
     for name, dims in (("linear-net", [2, 2, 2]), ("relu-net", [2, 3, 1])):
-        fam = ns.families.CATALOG[name][0]
-        loss = _with_gaussian_data(fam(dims))
+        loss = _with_gaussian_data(ns.families.build(name, dims=dims))
         th = [sp.Rational(str(v)) for v in np.round(rng.standard_normal(loss.n), 2)]
         out.append((f"{name} {'-'.join(map(str, dims))}", loss, th))
     return out

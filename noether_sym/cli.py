@@ -26,6 +26,13 @@ class _UsageError(Exception):
     pass
 
 
+#: subcommands that live in their own module (``add_parser(subparsers)``, ``run(args)``);
+#: the module's name is the subcommand's name with ``-`` -> ``_``.
+_PLUGGED = [
+    "._cli_simulate",
+]
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # exit status 2 with a one-line message
         self.print_usage(sys.stderr)
@@ -94,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", action="store_true", help="print one JSON document")
     d.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
 
-    from ._cli_simulate import add_parser as _add_simulate
+    import importlib
 
-    _add_simulate(sub)
+    for mod in _PLUGGED:  # each module owns one subcommand: add_parser(sub) and run(args)
+        importlib.import_module(mod, __package__).add_parser(sub)
 
     f = sub.add_parser("families", help="list the catalog")
     f.add_argument("--json", action="store_true")
@@ -124,15 +132,17 @@ def _loss_from_args(args: argparse.Namespace) -> Loss:
         return Loss(expr, [table[n] for n in args.params], data=data or None, name="--loss")
     if not args.family:
         raise _UsageError("give a FAMILY (one of: " + ", ".join(sorted(families.CATALOG)) + ") or --loss")
-    builder = families.CATALOG[args.family][0]
-    if args.dims is None:
-        raise _UsageError(f"{args.family} needs --dims, e.g. --dims 5,3,2")
+    family = families.get(args.family)
     kwargs: dict[str, Any] = {}
+    if args.dims is not None:
+        if "dims" not in family.options:
+            raise _UsageError(f"{args.family} takes no --dims")
+        kwargs["dims"] = args.dims
     if args.bias:
         if args.family != "relu-net":
             raise _UsageError("--bias applies to relu-net only")
         kwargs["bias"] = True
-    return builder(args.dims, **kwargs)
+    return family.build(**kwargs)
 
 
 def _dense(A: sp.Matrix) -> list[list[Any]]:
@@ -236,11 +246,11 @@ def _cmd_derive(args: argparse.Namespace) -> int:
 
 def _cmd_families(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps({k: v[1] for k, v in families.CATALOG.items()}))
+        print(json.dumps({k: v.description for k, v in families.CATALOG.items()}))
     else:
         width = max(len(k) for k in families.CATALOG)
-        for k, (_, desc) in sorted(families.CATALOG.items()):
-            print(f"{k:{width}s}  {desc}")
+        for k, fam in sorted(families.CATALOG.items()):
+            print(f"{k:{width}s}  {fam.description}")
     return 0
 
 
@@ -257,10 +267,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_families(args)
         if args.command == "derive":
             return _cmd_derive(args)
-        if args.command == "simulate":
-            from ._cli_simulate import run as _run_simulate
+        import importlib
 
-            return _run_simulate(args)
+        for mod in _PLUGGED:
+            if mod == "._cli_" + args.command.replace("-", "_"):
+                return importlib.import_module(mod, __package__).run(args)
     except _UsageError as exc:
         print(f"noether-sym: error: {exc}", file=sys.stderr)
         return 2

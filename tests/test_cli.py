@@ -44,7 +44,6 @@ def test_symmetries_from_loss_text(capsys):
     "args",
     [
         ["symmetries"],
-        ["symmetries", "linear-net"],
         ["symmetries", "nonsense-net", "--dims", "2,2"],
         ["symmetries", "linear-net", "--dims", "a,b"],
         ["symmetries", "linear-net", "--dims", "3"],
