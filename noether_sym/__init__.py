@@ -7,6 +7,8 @@ equilibrium (``_equilibrium``) -> compile (``_compile``) -> report (``_latex``,
 """
 
 from . import families as families
+from ._compare import Comparison as Comparison, compare as compare, richardson as richardson
+from ._verify import Check as Check, VerifyReport as VerifyReport, verify as verify
 from ._charges import confirm_conservation as confirm_conservation, generic_rank as generic_rank
 from ._data import (
     MomentFunctions as MomentFunctions,
@@ -49,6 +51,7 @@ from ._loss import Loss as Loss, matrix as matrix, vector as vector
 from ._parse import parse_expression as parse_expression
 from ._sample import Sampler as Sampler, make_sampler as make_sampler
 from ._plot import plot_charges as plot_charges
+from ._prove import Proof as Proof, ProofError as ProofError, ProofResult as ProofResult, run as prove
 from ._simulate import (
     Cosine as Cosine,
     Schedule as Schedule,
@@ -56,6 +59,13 @@ from ._simulate import (
     StepDecay as StepDecay,
     Warmup as Warmup,
     simulate as simulate,
+)
+from ._sweep import (
+    SweepMismatchError as SweepMismatchError,
+    SweepResult as SweepResult,
+    SweepSpec as SweepSpec,
+    load_sweep as load_sweep,
+    sweep as sweep,
 )
 from ._symmetry import (
     Symmetries as Symmetries,

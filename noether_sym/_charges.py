@@ -34,12 +34,20 @@ def charge_expressions(loss: Loss, generators: list[sp.Matrix]) -> list[sp.Expr]
     th = loss.params
     out = []
     for A in generators:
-        terms = []
+        # collect θ_iθ_j and θ_jθ_i first: the sum of distinct monomials is already expanded
+        coeff: dict[tuple[int, int], Any] = {}
         for (i, j), v in A.todok().items():
             if v != 0:
-                terms.append(v * th[i] * th[j])
-        out.append(sp.expand(sp.Add(*terms)))
+                key = (i, j) if i <= j else (j, i)
+                coeff[key] = coeff.get(key, 0) + v
+        terms = [v * th[i] * th[j] for (i, j), v in coeff.items() if v != 0]
+        out.append(sp.expand(sp.Add(*terms)) if _needs_expand(th) else sp.Add(*terms))
     return out
+
+
+def _needs_expand(params: Any) -> bool:
+    """Parameters that are not plain symbols (never for a Loss) would need sp.expand."""
+    return not all(isinstance(p, sp.Symbol) for p in params)
 
 
 def generic_rank(generators: list[sp.Matrix], n: int, *, seed: int = 0, points: int = 3) -> int:
@@ -80,15 +88,23 @@ def inertia_of(A: sp.Matrix) -> tuple[int, int, int]:
     graph = csr_matrix((np.ones(len(D)), (rows, cols)), shape=(n, n))
     ncomp, labels = connected_components(graph, directed=False)
     pos = neg = 0
-    for c in range(ncomp):
-        idx = np.nonzero(labels == c)[0]
+    order = np.argsort(labels, kind="stable")
+    cuts = np.nonzero(np.diff(labels[order]))[0] + 1
+    entries: dict[int, list] = {}  # the entries of each component (one pass over D)
+    for (i, j), v in D.items():
+        entries.setdefault(int(labels[i]), []).append((i, j, v))
+    for idx in np.split(order, cuts):
         if len(idx) == 1 and (int(idx[0]), int(idx[0])) not in D:
+            continue
+        small = _small_inertia(D, [int(t) for t in idx])
+        if small is not None:
+            pos += small[0]
+            neg += small[1]
             continue
         sub = {}
         where = {int(g): l for l, g in enumerate(idx)}
-        for (i, j), v in D.items():
-            if i in where and j in where:
-                sub.setdefault(where[i], {})[where[j]] = QQ(int(v.p), int(v.q))
+        for i, j, v in entries.get(int(labels[idx[0]]), []):
+            sub.setdefault(where[i], {})[where[j]] = QQ(int(v.p), int(v.q))
         m = len(idx)
         M = DomainMatrix(sub, (m, m), QQ)
         coeffs = M.charpoly()  # det(λI - M), leading coefficient first
@@ -96,6 +112,23 @@ def inertia_of(A: sp.Matrix) -> tuple[int, int, int]:
         pos += p
         neg += q
     return (pos, neg, n - pos - neg)
+
+
+def _small_inertia(D: dict, idx: list[int]) -> tuple[int, int] | None:
+    """(n_positive, n_negative) of a 1x1 or 2x2 symmetric block, exactly; None if larger."""
+    if len(idx) == 1:
+        a = D.get((idx[0], idx[0]), 0)
+        return (1, 0) if a > 0 else (0, 1) if a < 0 else (0, 0)
+    if len(idx) == 2:
+        i, j = idx
+        a, c, b = D.get((i, i), 0), D.get((j, j), 0), D.get((i, j), 0)
+        det, tr = a * c - b * b, a + c
+        if det < 0:
+            return (1, 1)
+        if det > 0:
+            return (2, 0) if tr > 0 else (0, 2)
+        return (1, 0) if tr > 0 else (0, 1) if tr < 0 else (0, 0)
+    return None
 
 
 def _descartes(coeffs: list[Any]) -> tuple[int, int]:

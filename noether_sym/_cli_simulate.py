@@ -10,10 +10,14 @@ Data models:
   (``x=normal:0:1``, ``e=uniform:-1:1``, ``r=rademacher``), attached with
   ``ns.attach_data``; build correlated data in the expression itself
   (``(u*w*x - (x + e))^2``).
-* catalog families (their data symbols ``x_i``, ``y_o`` carry no distribution): a Gaussian
-  teacher, x ~ N(0, I), y = V x + σ ε with V the ``d_out x d_in`` identity-like matrix
-  (ones on the diagonal) and σ = ``--noise``; drawn directly so that the family's
-  matrix-form gradient (``loss.fast_grad``) is used.
+* catalog families carry their own data model (``ns.families.get(name).build()``); their
+  default start and simulation settings fill in ``--theta0``, ``--lr``, ``--batch-size``,
+  ``--steps``, ``--replicas`` and ``--weight-decay`` when those are not given.
+
+With ``--plot`` the figure shows the predicted equilibrium of each charge (dashed) when the
+theory gives one from the start (one generator, or commuting ones, (E16)-(E18)); with
+``--compare`` the run is repeated at 2η and 4η and the table of predicted against measured
+(with the Richardson η → 0 estimate) is printed (``ns.compare``).
 """
 
 from __future__ import annotations
@@ -51,14 +55,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="distribution of a --loss data symbol: normal:MEAN:STD, uniform:LO:HI or rademacher "
         "(repeat for each symbol)",
     )
-    s.add_argument("--noise", type=float, default=0.5, help="families: label noise std σ (default 0.5)")
-    s.add_argument("--theta0", help="start: 'u=2,w=1' or '2,1' (params order); families default: random")
-    s.add_argument("--init-scale", type=float, default=0.5, help="families: std of the random start (default 0.5)")
-    s.add_argument("--lr", type=float, required=True, help="learning rate")
-    s.add_argument("--batch-size", type=int, required=True, help="batch size")
-    s.add_argument("--steps", type=int, required=True, help="number of steps")
-    s.add_argument("--replicas", type=int, required=True, help="number of independent replicas")
-    s.add_argument("--weight-decay", type=float, default=0.0)
+    s.add_argument("--theta0", help="start: 'u=2,w=1' or '2,1' (params order); families default: the family's start")
+    s.add_argument("--lr", type=float, default=None, help="learning rate (families: default from the catalog)")
+    s.add_argument("--batch-size", type=int, default=None, help="batch size (families: default from the catalog)")
+    s.add_argument("--steps", type=int, default=None, help="number of steps (families: default from the catalog)")
+    s.add_argument("--replicas", type=int, default=None, help="number of replicas (families: default from the catalog)")
+    s.add_argument("--weight-decay", type=float, default=None, help="weight decay γ (families: default from the catalog)")
+    s.add_argument("--compare", action="store_true",
+                   help="also run 2η and 4η and print predicted vs measured with the Richardson η → 0 estimate")
     s.add_argument("--momentum", type=float, default=0.0)
     s.add_argument("--optimizer", choices=["sgd", "gd"], default="sgd")
     s.add_argument("--every", type=int, default=None, help="record stride (default steps/100)")
@@ -165,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
     from .cli import _loss_from_args, _UsageError  # noqa: PLC0415
 
     loss = _loss_from_args(args)
-    sampler = None
+    family = None
     if args.loss is not None:
         if args.dist:
             from ._data import attach_data  # noqa: PLC0415
@@ -184,39 +188,51 @@ def run(args: argparse.Namespace) -> int:
                 f"data symbol(s) {', '.join(map(str, plain))} need a distribution: --dist "
                 f"{plain[0]}=normal:0:1 (or uniform:LO:HI, rademacher)"
             )
-    elif args.dist:
-        raise _UsageError("--dist applies to --loss; catalog families use the Gaussian teacher (--noise)")
     else:
-        sampler = _TeacherSampler(args.dims[0], args.dims[-1], args.noise)
-    theta0 = _theta0(loss, args.theta0, args.loss is None, args.init_scale, args.seed)
+        from . import families  # noqa: PLC0415
+
+        if args.dist:
+            raise _UsageError("--dist applies to --loss; catalog families carry their own data model")
+        family = families.get(args.family)
+    settings = dict(family.settings) if family is not None else {}
+    opts: dict[str, Any] = {}
+    for key in ("lr", "batch_size", "steps", "replicas", "weight_decay"):
+        v = getattr(args, key)
+        if v is None:
+            v = settings.get(key, 0.0 if key == "weight_decay" else None)
+        if v is None:
+            raise _UsageError(f"--{key.replace('_', '-')} is required with --loss")
+        opts[key] = v
+    if args.theta0 is None and family is not None:
+        theta0: Any = family.theta0(loss, seed=args.seed)
+    else:
+        theta0 = _theta0(loss, args.theta0, False, 0.0, args.seed)
 
     sym = find_symmetries(loss, seed=args.seed)
     generators = sym.generators or None
+    predicted, why = _prediction(loss, generators, theta0, opts)
+    if args.compare:
+        return _run_compare(args, loss, theta0, generators, opts, predicted, why)
     record = ["loss", "norm2"] + (["charges"] if generators else [])
     res = simulate(
         loss,
         theta0,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        steps=args.steps,
-        replicas=args.replicas,
-        weight_decay=args.weight_decay,
-        momentum=args.momentum,
-        optimizer=args.optimizer,
         record=record,
         every=args.every,
         seed=args.seed,
+        momentum=args.momentum,
+        optimizer=args.optimizer,
         chunk_size=args.chunk_size,
         progress=args.progress,
         generators=generators,
-        sampler=sampler,
+        **opts,
     )
     plot_path = None
     if args.plot:
         from ._plot import plot_charges  # noqa: PLC0415
 
         try:
-            plot_charges(res, None, args.plot, observable="charges" if generators else "norm2")
+            plot_charges(res, predicted if generators else None, args.plot, observable="charges" if generators else "norm2")
         except ImportError as exc:
             raise _UsageError(str(exc)) from None
         plot_path = args.plot
@@ -228,6 +244,8 @@ def run(args: argparse.Namespace) -> int:
                 "n_params": loss.n,
                 "n_generators": len(sym.generators),
                 "charges": [str(c) for c in sym.charges],
+                "predicted_charges": None if predicted is None else [float(v) for v in predicted],
+                "prediction": why,
                 "plot": plot_path,
             }
         )
@@ -236,7 +254,61 @@ def run(args: argparse.Namespace) -> int:
     print(res.summary())
     if generators:
         print(f"  charges: {len(sym.generators)} generators ({sym.n_independent_charges} independent)")
+        if predicted is not None:
+            shown = ", ".join(f"{v:.6g}" for v in predicted[:6]) + (" ..." if len(predicted) > 6 else "")
+            print(f"  predicted equilibrium charges ({why}): {shown}")
+        else:
+            print(f"  no predicted equilibrium: {why}")
     if plot_path:
         print(f"  figure: {plot_path}")
     sys.stdout.flush()
+    return 0
+
+
+def _prediction(loss: Loss, generators: Any, theta0: Any, opts: dict[str, Any]) -> tuple[np.ndarray | None, str]:
+    """Predicted equilibrium charges from the start, or (None, why not)."""
+    from ._compare import _predict  # noqa: PLC0415
+    from ._errors import NoetherSymError  # noqa: PLC0415
+
+    if not generators:
+        return None, "no symmetry"
+    if not (loss.random_symbols or loss.dataset is not None):
+        return None, "the loss has no data model"
+    th = np.asarray(loss.theta_vector(theta0, what="theta0"), dtype=float).ravel()
+    try:
+        star, how = _predict(loss, list(generators), th, weight_decay=float(opts["weight_decay"]), lr=float(opts["lr"]),
+                             batch_size=int(opts["batch_size"]), values=None, discrete=False)
+    except NoetherSymError as exc:
+        return None, str(exc)
+    mats = [np.array(A.tolist(), dtype=float) for A in generators]
+    return np.array([star @ A @ star for A in mats]), how
+
+
+def _run_compare(args: argparse.Namespace, loss: Loss, theta0: Any, generators: Any, opts: dict[str, Any],
+                 predicted: Any, why: str) -> int:
+    from ._compare import compare  # noqa: PLC0415
+    from .cli import _UsageError  # noqa: PLC0415
+
+    if predicted is None:
+        raise _UsageError(f"--compare needs a predicted equilibrium: {why}")
+    if args.optimizer != "sgd" or args.momentum:
+        raise _UsageError("--compare runs plain SGD (no --optimizer gd, no --momentum)")
+    cmp = compare(loss, theta0, generators=list(generators), seed=args.seed, progress=args.progress, **opts)
+    plot_path = None
+    if args.plot:
+        try:
+            cmp.plot(args.plot, title=f"{loss.name}: predicted vs measured")
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from None
+        plot_path = args.plot
+    if args.json:
+        doc = cmp.to_dict()
+        doc.update({"family": args.family or "--loss", "plot": plot_path})
+        print(json.dumps(doc))
+        return 0
+    print(f"{loss.name}: predicted ({cmp.prediction}) vs measured, tail half, mean ± s.e. over replicas")
+    print(cmp.table())
+    print(f"  stationary tails: {'yes' if cmp.stationary() else 'NO (run longer)'}")
+    if plot_path:
+        print(f"  figure: {plot_path}")
     return 0

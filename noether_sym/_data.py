@@ -1360,7 +1360,7 @@ def attach_data(loss: Loss, mapping: Mapping, *, name: str | None = None, consta
         else:
             const.update({c: const.get(c) for c in constants})
     remaining = [s for s in plain if s not in rep]
-    return Loss(
+    new = Loss(
         replace_symbols(loss.expr, rep),
         _rebuild_params(loss),
         data=remaining or None,
@@ -1368,6 +1368,16 @@ def attach_data(loss: Loss, mapping: Mapping, *, name: str | None = None, consta
         name=name or f"{loss.name} (data attached)",
         description=loss.description,
     )
+    if loss.fast_grad is not None:
+        # keep the hand-vectorized gradient: it sees the old columns, rebuilt from the new
+        # ones by the data map itself (a matrix product for a linear teacher)
+        from .families._matrix_grads import DataMapGradient  # noqa: PLC0415 - avoids a cycle
+
+        to_real = dict(zip(new.data_symbols, new.x))
+        to_real.update(zip(new.constants, new.c))
+        old_columns = [replace_symbols(rep.get(s, s), to_real) for s in (*loss.data_symbols, *loss.constants)]
+        new.fast_grad = DataMapGradient(loss.fast_grad, old_columns, (*new.x, *new.c))
+    return new
 
 
 def _per_index(v: Any, k: int, what: str) -> list[sp.Expr]:

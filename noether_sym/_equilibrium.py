@@ -277,7 +277,8 @@ class Equilibrium:
             "lam_digits": None if self.lam_mp is None else mpmath.nstr(self.lam_mp, 30),
             "lam_exact": None if self.lam_exact is None else str(self.lam_exact),
             "theta": [float(t) for t in self.theta],
-            "bracket": None if self.bracket is None else [str(self.bracket[0]), str(self.bracket[1])],
+            # enough digits to show both ends apart (the bracket is ~10^-digits wide)
+            "bracket": None if self.bracket is None else [_bracket_str(b) for b in self.bracket],
             "method": self.method,
             "charge": self.charge,
             "eigenvalues": [str(a) for a in self.eigenvalues],
@@ -285,6 +286,10 @@ class Equilibrium:
             "rate": self.rate,
             "exact": self.exact,
         }
+
+
+def _bracket_str(b: Any) -> str:
+    return mpmath.nstr(b, 40) if isinstance(b, mpmath.mpf) else str(b)
 
 
 def _check_hparams(batch_size: Any, weight_decay: Any, lr: Any) -> None:
@@ -705,7 +710,7 @@ def _polynomial_root(nz: list, gamma: float, coef: float) -> tuple[Any, str]:
     a_vals = [a for a, _, _ in nz]
     if not all(a.is_Rational for a in a_vals):
         return None, ""
-    q = sp.ilcm(*[int(a.q) for a in a_vals]) if a_vals else 1
+    q = math.lcm(*[int(a.q) for a in a_vals]) if a_vals else 1
     z = sp.Symbol("z", positive=True)
     terms = {}
     gam = sp.Rational(gamma) if gamma else 0
@@ -720,8 +725,8 @@ def _polynomial_root(nz: list, gamma: float, coef: float) -> tuple[Any, str]:
         return None, ""
     mn = min(terms)
     poly = sp.Poly(sp.Add(*[v * z ** (p - mn) for p, v in terms.items()]), z)
-    if poly.degree() < 1:
-        return None, ""
+    if poly.degree() < 1 or not poly.domain.is_QQ and not poly.domain.is_ZZ:
+        return None, ""  # irrational coefficients (e.g. a numeric noise estimate): bracket instead
     deg = poly.degree()
     real = [r for r in poly.real_roots() if r.is_positive]
     if len(real) != 1:
@@ -762,6 +767,12 @@ class Sharpness:
 
     def T(self, lam: float) -> float:
         return float(sum(math.exp(-2 * lam * float(a)) * float(h) for a, h in zip(self.eigenvalues, self.h)))
+
+    def latex(self, symbol_names: Any = None) -> str:
+        """T(λ), its minimizer and the predicted change as LaTeX (see :func:`noether_sym.to_latex`)."""
+        from ._latex import to_latex
+
+        return to_latex(self, symbol_names=symbol_names)
 
 
 def population_hessian(loss: Loss, theta: Any, *, values: Any = None, n_samples: int | None = None, seed: int = 0) -> tuple[Any, bool]:
@@ -894,6 +905,12 @@ class JointEquilibrium:
     iterations: int
     kind: str
 
+    def latex(self, symbol_names: Any = None) -> str:
+        """λ*_j and the residual certificate as LaTeX (see :func:`noether_sym.to_latex`)."""
+        from ._latex import to_latex
+
+        return to_latex(self, symbol_names=symbol_names)
+
 
 def joint_equilibrium(
     loss: Loss, generators: list[Any], theta: Any, *, values: Any = None, tol: float = 1e-13, max_iter: int = 200
@@ -997,6 +1014,12 @@ class TwoLayerEquilibrium:
     residual: float  # ‖X M_W X − c M_U‖ / ‖c M_U‖ (on the ranges)
     balance_residual: float  # (E20) at θ*: ‖TrΣ_x U*ᵀΣ_εU* − TrΣ_ε W*Σ_xW*ᵀ‖ / scale
     Q_eigenvalues: np.ndarray  # eigenvalues of W*W*ᵀ − U*ᵀU* (rotation invariants)
+
+    def latex(self, symbol_names: Any = None) -> str:
+        """X, P, the rotation invariants and the residuals as LaTeX (see :func:`noether_sym.to_latex`)."""
+        from ._latex import to_latex
+
+        return to_latex(self, symbol_names=symbol_names)
 
 
 def _spd_sqrt(M: np.ndarray) -> np.ndarray:

@@ -80,7 +80,8 @@ class Symmetries:
     generators
         Canonical basis of 𝒜(ℓ) (symmetric, exact rational ``sympy.Matrix``, n x n, rows and
         columns in ``loss.params`` order): reduced row echelon form over the flattened upper
-        triangle, so the same loss always gives the same basis.
+        triangle, so the same loss always gives the same basis. For n > 64 they are stored
+        sparsely (``sympy.SparseMatrix``, which prints and compares like a dense Matrix).
     rotations
         Canonical basis of the antisymmetric part of the symmetry algebra 𝔤(ℓ) (rotations;
         symmetries that carry no quadratic charge). Empty when not computed.
@@ -144,6 +145,12 @@ class Symmetries:
             out["generators"] = [_sparse_entries(A) for A in self.generators]
             out["rotations"] = [_sparse_entries(A) for A in self.rotations]
         return out
+
+    def latex(self, symbol_names: Any = None) -> str:
+        """Generators and charges as LaTeX (see :func:`noether_sym.to_latex`)."""
+        from ._latex import to_latex
+
+        return to_latex(self, symbol_names=symbol_names)
 
 
 def _sparse_entries(A: sp.Matrix) -> list[list[Any]]:
@@ -473,13 +480,30 @@ def _dense_null(loss: Loss, cl: CompiledLoss, sigma: int, rng: np.random.Generat
     return vecs, info
 
 
+def _pair_rows(th: np.ndarray, g: np.ndarray, I: np.ndarray, Jx: np.ndarray, sigma: int) -> np.ndarray:
+    """Rows ⟨J, sym(g θᵀ)⟩ (σ = +1) or ⟨J, g θᵀ − θ gᵀ⟩ (σ = −1) over the pairs (I, Jx)."""
+    if sigma == 1:
+        return g[:, I] * th[:, Jx] + np.where(I != Jx, g[:, Jx] * th[:, I], 0.0)
+    return g[:, I] * th[:, Jx] - g[:, Jx] * th[:, I]
+
+
 def _solve_on_pairs(
-    loss: Loss, cl: CompiledLoss, pairs: list[tuple[int, int]], sigma: int, rng: np.random.Generator, tol: float
+    loss: Loss,
+    cl: CompiledLoss,
+    pairs: list[tuple[int, int]],
+    sigma: int,
+    rng: np.random.Generator,
+    tol: float,
+    pool: tuple[np.ndarray, np.ndarray] | None = None,
+    flat: bool = False,
 ) -> tuple[list, dict]:
     """Null space of ⟨J, sym(g θᵀ)⟩ = 0 over random points, J supported on ``pairs``.
 
     One equation per random point (θ, x) away from kinks; points where the equation
-    vanishes identically (a dead network, say) are replaced by fresh ones."""
+    vanishes identically (a dead network, say) are replaced by fresh ones. ``pool`` is an
+    optional set of sample points (θ, g) to use first (shared by independent subproblems).
+    With ``flat`` the null vectors are returned as coefficient vectors over ``pairs``
+    instead of n x n matrices."""
     n = loss.n
     nu = len(pairs)
     m = nu + max(40, nu // 10)
@@ -487,12 +511,14 @@ def _solve_on_pairs(
     Jx = np.array([p[1] for p in pairs], dtype=np.int64)
     blocks = []
     have = 0
-    for _ in range(8):
-        th, _, g = _sample_rows(loss, cl, rng, None, m - have + 16)
-        if sigma == 1:
-            rows = g[:, I] * th[:, Jx] + np.where(I != Jx, g[:, Jx] * th[:, I], 0.0)
+    for attempt in range(9):
+        if attempt == 0 and pool is not None:
+            th, g = pool
+        elif attempt == 0:
+            continue
         else:
-            rows = g[:, I] * th[:, Jx] - g[:, Jx] * th[:, I]
+            th, _, g = _sample_rows(loss, cl, rng, None, m - have + 16)
+        rows = _pair_rows(th, g, I, Jx, sigma)
         norms = np.linalg.norm(rows, axis=1)
         scale = np.median(norms) if have == 0 else blocks[0][1]
         good = norms > 1e-12 * max(scale, 1e-300)
@@ -506,11 +532,35 @@ def _solve_on_pairs(
     info.update({"n_unknowns": nu, "n_equations": int(rows.shape[0])})
     vecs = []
     for v in Vt[nu - k :] if k else []:
+        if flat:
+            vecs.append(np.array(v))
+            continue
         J = np.zeros((n, n))
         J[I, Jx] = v
         J[Jx, I] = sigma * v
         vecs.append(J)
     return vecs, info
+
+
+def _components(rows: np.ndarray, tol: float = 1e-6) -> list[np.ndarray]:
+    """Groups of columns coupled by the supports of the rows (connected components)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    k, m = rows.shape
+    big = np.max(np.abs(rows), axis=1, keepdims=True)
+    r, c = np.nonzero(np.abs(rows) > tol * np.maximum(big, 1e-300))
+    # bipartite graph rows <-> columns; columns in no row are dropped
+    graph = coo_matrix((np.ones(len(r)), (r, k + c)), shape=(k + m, k + m))
+    _, labels = connected_components(graph, directed=False)
+    used = np.zeros(m, dtype=bool)
+    used[c] = True
+    cols = np.nonzero(used)[0]
+    lab = labels[k + cols]
+    order = np.argsort(lab, kind="stable")
+    cols, lab = cols[order], lab[order]
+    cuts = np.nonzero(np.diff(lab))[0] + 1
+    return [np.sort(g) for g in np.split(cols, cuts)] if len(cols) else []
 
 
 def _polish_on_support(
@@ -521,13 +571,70 @@ def _polish_on_support(
     The structured solve finds the right entries to the accuracy of its conditioning
     (1e-7 on bad cases); the dense equations restricted to the union of the candidates'
     supports (a few hundred unknowns for networks) give the null space to rounding level,
-    with their own gap certificate."""
+    with their own gap certificate.
+
+    The support is first split into independent parts: the candidates are put in reduced
+    row echelon form and the columns coupled by a common row are grouped (connected
+    components). 𝒜 restricted to each part is solved separately (tiny systems: 60 unknowns
+    per generator class of a linear network instead of the whole support); the split is
+    accepted only when the dimensions add up to the structured null dimension, otherwise
+    the whole support is solved at once."""
     n = loss.n
+    k = len(vecs)
     stack = np.abs(np.array(vecs))
     big = stack.max()
     mask = np.max(stack, axis=0) > 1e-6 * big
-    pairs = [(i, j) for i, j in zip(*np.nonzero(np.triu(mask, 0 if sigma == 1 else 1)))]
-    if not pairs or len(pairs) > 6000:
+    pairs = [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(mask, 0 if sigma == 1 else 1)))]
+    if not pairs:
+        return vecs, {"polished": False, "support": 0}
+    I = np.array([p[0] for p in pairs], dtype=np.int64)
+    Jx = np.array([p[1] for p in pairs], dtype=np.int64)
+    flat = np.array([V[I, Jx] for V in vecs])
+    rref, _ = _numeric_rref(flat, tol=1e-6)
+    groups = _components(rref) if rref.shape[0] == k else []
+    if len(groups) > 1:
+        largest = max(len(g) for g in groups)
+        m_pool = largest + max(40, largest // 10) + 16
+        th, _, g = _sample_rows(loss, cl, rng, None, m_pool)
+        out: list[np.ndarray] = []
+        agg: dict[str, Any] = {"n_unknowns": 0, "n_equations": 0}
+        gaps, nulls, kept, clear = [], [], [], True
+        for grp in groups:
+            sub = [pairs[c] for c in grp]
+            vs, inf = _solve_on_pairs(loss, cl, sub, sigma, rng, tol, pool=(th, g), flat=True)
+            agg["n_unknowns"] += inf["n_unknowns"]
+            agg["n_equations"] += inf["n_equations"]
+            if inf.get("gap") is not None:
+                gaps.append(inf["gap"])
+            if "largest_null_singular_value" in inf and vs:
+                nulls.append(inf["largest_null_singular_value"])
+            if "smallest_kept_singular_value" in inf:
+                kept.append(inf["smallest_kept_singular_value"])
+            clear = clear and bool(inf.get("clear_gap", True))
+            for v in vs:
+                J = np.zeros((n, n))
+                J[I[grp], Jx[grp]] = v
+                J[Jx[grp], I[grp]] = sigma * v
+                out.append(J)
+        if len(out) == k:
+            info = {f"polish_{key}": v for key, v in agg.items()}
+            info.update(
+                {
+                    "polished": True,
+                    "support": len(pairs),
+                    "polish_components": len(groups),
+                    "polish_largest_component": int(largest),
+                    "polish_tolerance": tol,
+                    "polish_clear_gap": clear,
+                    "polish_gap": min(gaps) if gaps else None,
+                }
+            )
+            if nulls:
+                info["polish_largest_null_singular_value"] = float(max(nulls))
+            if kept:
+                info["polish_smallest_kept_singular_value"] = float(min(kept))
+            return out, info
+    if len(pairs) > 6000:
         return vecs, {"polished": False, "support": len(pairs)}
     new, info = _solve_on_pairs(loss, cl, pairs, sigma, rng, tol)
     info = {f"polish_{k}": v for k, v in info.items()}
@@ -565,9 +672,12 @@ def _structured_null(loss: Loss, geo: dict, sigma: int, tol: float) -> tuple[lis
     info.pop("_bases", None)
     info.update(sv)
     vecs = []
-    for c in V[:, m_u - k :].T if k else []:
-        J = np.tensordot(c * colscale, Js, axes=1)
-        vecs.append((J + sigma * J.T) / 2)
+    if k:
+        # one matrix product for all null vectors (Js is read once)
+        n = Js.shape[1]
+        C = (V[:, m_u - k :] * colscale[:, None]).T
+        Jall = (C @ Js.reshape(m_u, -1)).reshape(k, n, n)
+        vecs = [(J + sigma * J.T) / 2 for J in Jall]
     return vecs, info
 
 
@@ -753,22 +863,44 @@ def _numeric_rref(V: np.ndarray, tol: float = 1e-7) -> tuple[np.ndarray, list[in
     scale = np.max(np.abs(A))
     A /= scale
     support = np.nonzero(np.max(np.abs(A), axis=0) > tol)[0]
+    # eliminate on the support columns only (the other columns are below tol everywhere and
+    # stay below 1e-12 relative after elimination only if they were: keep them in a second
+    # block updated by the same row operations)
+    full = A
+    A = np.ascontiguousarray(full[:, support])
     pivots: list[int] = []
+    ops: list[tuple[int, int, np.ndarray]] = []
     row = 0
-    for col in support:
+    for lc, col in enumerate(support):
         if row == k:
             break
-        piv = row + int(np.argmax(np.abs(A[row:, col])))
-        if abs(A[piv, col]) < tol:
+        piv = row + int(np.argmax(np.abs(A[row:, lc])))
+        if abs(A[piv, lc]) < tol:
             continue
         if piv != row:
             A[[row, piv]] = A[[piv, row]]
-        A[row] /= A[row, col]
+        p = A[row, lc]
+        A[row] /= p
         others = np.arange(k) != row
-        A[others] -= np.outer(A[others, col], A[row])
+        f = A[others, lc].copy()
+        A[others] -= np.outer(f, A[row])
+        ops.append((row, piv, np.concatenate([[p], f])))
         pivots.append(int(col))
         row += 1
-    A = A[:row]
+    rest = np.ones(full.shape[1], dtype=bool)
+    rest[support] = False
+    if rest.any() and np.any(full[:, rest]):
+        # replay the row operations on the (tiny) off-support columns
+        B = full[:, rest]
+        for r, piv, pf in ops:
+            if piv != r:
+                B[[r, piv]] = B[[piv, r]]
+            B[r] /= pf[0]
+            others = np.arange(k) != r
+            B[others] -= np.outer(pf[1:], B[r])
+        full[:, rest] = B
+    full[:, support] = A
+    A = full[:row]
     A[np.abs(A) < 1e-12] = 0.0
     return A, pivots
 
@@ -934,13 +1066,16 @@ def _numeric_precheck(loss: Loss, J: dict[tuple[int, int], Fraction], points: in
 
     A candidate with |gᵀJθ| > 1e-10 ‖g‖‖Jθ‖ somewhere is certainly not a generator, and the
     exact check of a non-generator can be expensive (nothing cancels)."""
-    cl = compiled(loss)
-    rng = np.random.default_rng(np.random.SeedSequence([7, loss.n]))
-    th, _, g = _sample_rows(loss, cl, rng, None, points)
-    Jd = np.zeros((loss.n, loss.n))
-    for (i, j), v in J.items():
-        Jd[i, j] = float(v)
-    v = th @ Jd.T
+    key = f"precheck_points_{points}"
+    if key not in loss._cache:  # the same deterministic points for every candidate
+        cl = compiled(loss)
+        rng = np.random.default_rng(np.random.SeedSequence([7, loss.n]))
+        th, _, g = _sample_rows(loss, cl, rng, None, points)
+        loss._cache[key] = (th, g)
+    th, g = loss._cache[key]
+    v = np.zeros_like(th)
+    for (i, j), q in J.items():
+        v[:, i] += float(q) * th[:, j]
     lhs = np.abs(np.sum(g * v, axis=1))
     scale = np.linalg.norm(g, axis=1) * np.linalg.norm(v, axis=1)
     # a true generator leaves only rounding error, ~1e-15 relative; 1e-10 is far above it
@@ -971,15 +1106,31 @@ def _canonical(mats: list[dict[tuple[int, int], Fraction]], n: int, sigma: int) 
     out = []
     rows = R.to_sdm()
     for r in range(len(pivots)):
-        A = sp.zeros(n, n)
+        entries: dict[tuple[int, int], Any] = {}
         for c, v in rows.get(r, {}).items():
             i, j = pairs[c]
             val = QQ.to_sympy(v)
-            A[i, j] = val
+            entries[(i, j)] = val
             if i != j:
-                A[j, i] = sigma * val
-        out.append(A)
+                entries[(j, i)] = sigma * val
+        out.append(_matrix(n, entries))
     return out
+
+
+#: above this size generators are returned as sparse SymPy matrices (still ``sympy.Matrix``
+#: instances with the same printing and equality; a dense 2400 x 2400 SymPy matrix per
+#: generator would not fit in memory)
+SPARSE_ABOVE = 64
+
+
+def _matrix(n: int, entries: dict[tuple[int, int], Any]) -> sp.Matrix:
+    """An exact n x n SymPy matrix from its nonzero entries (sparse storage for large n)."""
+    if n > SPARSE_ABOVE:
+        return sp.SparseMatrix(n, n, entries)
+    A = sp.zeros(n, n)
+    for (i, j), v in entries.items():
+        A[i, j] = v
+    return A
 
 
 def _as_rational_matrix(A: Any, n: int) -> dict[tuple[int, int], Fraction]:

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import sympy as sp
@@ -30,6 +32,10 @@ class _UsageError(Exception):
 #: the module's name is the subcommand's name with ``-`` -> ``_``.
 _PLUGGED = [
     "._cli_simulate",
+    "._cli_prove",
+    "._cli_sweep",
+    "._cli_sweep_plot",
+    "._cli_verify",
 ]
 
 
@@ -68,11 +74,46 @@ def _float_list(text: str) -> list[float]:
     return out
 
 
+def _option_value(text: str) -> Any:
+    """One ``--option`` value, parsed strictly (never evaluated): true/false/none, an int, a
+    rational ``p/q`` (exact), a decimal (exact: ``0.1`` -> 1/10), or a comma list of those."""
+    t = text.strip()
+    if "," in t:
+        return tuple(_option_value(part) for part in t.split(",") if part.strip())
+    low = t.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low == "none":
+        return None
+    if re.fullmatch(r"[+-]?\d+", t):
+        return int(t)
+    if re.fullmatch(r"[+-]?\d+/\d+", t) or re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", t):
+        num, _, den = t.partition("/")
+        q = Fraction(num) / Fraction(den or 1) if den != "0" else None
+        if q is None:
+            raise argparse.ArgumentTypeError(f"division by zero in {text!r}")
+        return sp.Integer(q.numerator) if q.denominator == 1 else sp.Rational(q.numerator, q.denominator)
+    raise argparse.ArgumentTypeError(
+        f"cannot read {text!r}: use an integer, a rational like 1/2, a decimal, true/false/none, "
+        "or a comma list of those"
+    )
+
+
+def _option(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. noise_var=1/2), got {text!r}")
+    return key, _option_value(value)
+
+
 def add_loss_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that choose a loss: a catalog FAMILY (--dims, --bias) or --loss text."""
+    """The options that choose a loss: a catalog FAMILY (--dims, --bias, --option) or --loss text."""
     p.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
     p.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 5,3,2")
-    p.add_argument("--bias", action="store_true", help="biases on hidden layers (relu-net)")
+    p.add_argument("--bias", action="store_true", help="biases on hidden layers (network families)")
+    p.add_argument("--option", type=_option, action="append", default=None, metavar="KEY=VALUE",
+                   help="a family option, e.g. noise_var=1/2 or beta=1,-1/2,2 (see `noether-sym families --json`)")
     p.add_argument("--loss", help="a loss expression (whitelisted grammar), e.g. '(u*w*x - y)^2'")
     p.add_argument("--params", type=_name_list, help="parameter names for --loss, e.g. u,w")
     p.add_argument("--data", type=_name_list, default=None, help="data names for --loss, e.g. x,y")
@@ -134,13 +175,26 @@ def _loss_from_args(args: argparse.Namespace) -> Loss:
         raise _UsageError("give a FAMILY (one of: " + ", ".join(sorted(families.CATALOG)) + ") or --loss")
     family = families.get(args.family)
     kwargs: dict[str, Any] = {}
+    for key, value in getattr(args, "option", None) or []:
+        if key not in family.options:
+            raise _UsageError(
+                f"{args.family} has no option {key!r}; its options are {', '.join(sorted(family.options)) or '(none)'}"
+            )
+        if key in kwargs:
+            raise _UsageError(f"--option {key}=... given twice")
+        kwargs[key] = value
+    for flag, key, given in (("--dims", "dims", args.dims is not None), ("--bias", "bias", args.bias)):
+        if given and key in kwargs:
+            raise _UsageError(f"give {flag} or --option {key}=..., not both")
     if args.dims is not None:
         if "dims" not in family.options:
             raise _UsageError(f"{args.family} takes no --dims")
         kwargs["dims"] = args.dims
     if args.bias:
-        if args.family != "relu-net":
-            raise _UsageError("--bias applies to relu-net only")
+        if args.family == "linear-net" or "bias" not in family.options:
+            raise _UsageError(f"--bias does not apply to {args.family} (families with biases: "
+                              + ", ".join(k for k, f in families.CATALOG.items() if "bias" in f.options
+                                          and k != "linear-net") + ")")
         kwargs["bias"] = True
     return family.build(**kwargs)
 
@@ -244,13 +298,35 @@ def _cmd_derive(args: argparse.Namespace) -> int:
     return 0
 
 
+def _json_value(v: Any) -> Any:
+    """Option values for JSON: exact rationals as text ("1/2"), tuples as lists."""
+    if isinstance(v, (list, tuple)):
+        return [_json_value(x) for x in v]
+    if isinstance(v, sp.Integer):
+        return int(v)
+    if isinstance(v, sp.Basic):
+        return str(v)
+    return v
+
+
 def _cmd_families(args: argparse.Namespace) -> int:
     if args.json:
-        print(json.dumps({k: v.description for k, v in families.CATALOG.items()}))
+        doc = {
+            k: {
+                "description": f.description,
+                "section": f.section,
+                "options": {o: _json_value(v) for o, v in f.options.items()},
+                "settings": {o: _json_value(v) for o, v in f.settings.items()},
+                "theorems": list(f.theorems),
+            }
+            for k, f in families.CATALOG.items()
+        }
+        print(json.dumps(doc))
     else:
         width = max(len(k) for k in families.CATALOG)
-        for k, fam in sorted(families.CATALOG.items()):
-            print(f"{k:{width}s}  {fam.description}")
+        sec = max(len(f.section) for f in families.CATALOG.values())
+        for k, fam in families.CATALOG.items():
+            print(f"{k:{width}s}  §{fam.section:{sec}s}  {fam.description}")
     return 0
 
 

@@ -1,20 +1,151 @@
-"""The catalog of loss families: each is an ordinary Loss built by a function.
+"""The catalog of loss families: each is an ordinary Loss built by a function (THEORY §7).
 
 ``CATALOG`` maps a command-line name to a :class:`Family` (builder, default options,
-default start, simulation settings); ``noether-sym families`` lists it. ``get(name)`` and
-``build(name, **options)`` look entries up with a clear error for unknown names.
+default start, simulation settings, the THEORY tags that apply); ``noether-sym families``
+lists it. ``get(name)`` and ``build(name, **options)`` look entries up with a clear error
+for unknown names. The builders are public too (``ns.families.rescaling()``...), and every
+family goes through the same generic code as a user's loss: nothing downstream knows which
+family a Loss came from.
+
+``extra`` holds what the checks need: ``n_generators(**options)``, the dimension of 𝒜(ℓ)
+that the theory predicts (formulas in the widths, from the derivations in the builders'
+docstrings, never from running the finder), which ``noether-sym verify`` compares
+``ns.find_symmetries`` to; ``data_model(**options)`` for the linear families (exact Σ_x,
+Σ_ε and teacher V, for (E20)-(E21)); ``large=True`` for entries too big for quick runs
+(2400 parameters: the finder takes many minutes there).
+
+Examples
+--------
+>>> import noether_sym as ns
+>>> fam = ns.families.get("rescaling")
+>>> loss = fam.build()
+>>> fam.theta0(loss).tolist(), fam.extra["n_generators"](**fam.options)
+([2.0, 0.5, -0.25, 1.0], 1)
 """
 
+from typing import Any
+
+import sympy as sp
+
 from ._catalog import CATALOG as CATALOG, Family as Family, build as build, get as get, names as names, register as register
-from ._networks import ACTIVATIONS as ACTIVATIONS, linear_net as linear_net, mlp as mlp, relu_net as relu_net
+from ._diagonal import diagonal_net as diagonal_net, diagonal_start as diagonal_start
+from ._linear import (
+    deep_linear as deep_linear,
+    linear_start as linear_start,
+    matrix_factorization as matrix_factorization,
+    teacher_model as teacher_model,
+)
+from ._networks import (
+    ACTIVATIONS as ACTIVATIONS,
+    gaussian_teacher as gaussian_teacher,
+    leaky_relu_net as leaky_relu_net,
+    linear_net as linear_net,
+    mlp as mlp,
+    monomial_net as monomial_net,
+    network_start as network_start,
+    relu_net as relu_net,
+    tanh_net as tanh_net,
+    teacher_net as teacher_net,
+)
+from ._rescaling import rescaling as rescaling, rescaling_start as rescaling_start
+from ._scale_invariant import (
+    normalized_linear as normalized_linear,
+    normalized_start as normalized_start,
+    scale_invariant_2d as scale_invariant_2d,
+)
+from ._softmax import softmax_classifier as softmax_classifier, softmax_start as softmax_start
 
-register(Family(
-    "linear-net", "deep linear network W_L...W_1 x, squared loss (GL(d) per hidden layer)", "7.2-7.3",
-    lambda dims, bias=False: linear_net(dims), options={"dims": (2, 2, 2), "bias": False},
-))
-register(Family(
-    "relu-net", "ReLU network, squared loss (one rescaling per hidden neuron)", "7.4",
-    lambda dims, bias=False: relu_net(dims, bias=bias), options={"dims": (2, 3, 1), "bias": False},
-))
+HALF = sp.Rational(1, 2)
 
-__all__ = ["ACTIVATIONS", "CATALOG", "Family", "build", "get", "linear_net", "mlp", "names", "register", "relu_net"]
+#: THEORY tags by kind of symmetry
+_BALANCED = ("E4", "E5", "E6", "E7", "E8", "E9", "E10", "E11", "E12", "E13", "E14", "E15", "E16")
+_DIVERGENT = ("E4", "E5", "E6", "E7", "E8", "E9", "E10", "E11", "E12", "E14", "E18")
+
+
+def _gl_count(dims: Any) -> int:
+    """Σ over hidden layers i of d_i(d_i+1)/2 (§7.2-7.3), except where a hidden layer sits
+    between two width-1 layers: there W_i = w (a column) and W_{i+1} = uᵀ (a row) enter only
+    through the scalar uᵀw, which all of O(d_i, d_i) preserves, and the layer carries d_i²
+    symmetric generators (A = [[M, C], [−C, −M]], M symmetric, C antisymmetric; see
+    :func:`diagonal_net`)."""
+    dims = list(dims)
+    return sum(
+        dims[i] ** 2 if dims[i - 1] == 1 and dims[i + 1] == 1 else dims[i] * (dims[i] + 1) // 2
+        for i in range(1, len(dims) - 1)
+    )
+
+
+def _linear_net(dims: Any, bias: bool = False) -> Any:
+    if bias:
+        from .._errors import InvalidArgumentError
+
+        raise InvalidArgumentError("linear-net has no biases (bias=True applies to relu-net)")
+    return gaussian_teacher(linear_net(dims))
+
+
+def _reg(name: str, description: str, section: str, builder: Any, options: dict, start: Any, settings: dict,
+         theorems: tuple, n_generators: Any, **extra: Any) -> None:
+    register(Family(name, description, section, builder, options=options, start=start, settings=settings,
+                    theorems=theorems, extra={"n_generators": n_generators, **extra}))
+
+
+def _sim(lr: float, batch_size: int, steps: int, replicas: int, **more: Any) -> dict[str, Any]:
+    """Default simulation options: from the default start the charges settle at the noise
+    equilibrium (divergent class: with the weight decay given, (E18)) within a few seconds
+    on two cores (measured with ``ns.simulate`` from ``Family.theta0``: 1-5 s each on the
+    small entries, about 3-5 s for the 30-40-30 one)."""
+    return dict(lr=lr, batch_size=batch_size, steps=steps, replicas=replicas, **more)
+
+
+_reg("rescaling", "u (w^T x) with a Gaussian linear teacher; the §7.1 worked example", "7.1",
+     rescaling, {"d": None, "Sigma_x": None, "beta": None, "noise_var": HALF}, rescaling_start, _sim(0.01, 1, 30_000, 100),
+     _BALANCED + ("E17", "E19"), lambda **o: 1)
+_reg("matrix-factorization", "two-layer linear net U W x, Gaussian teacher (GL(d) symmetry, Q = WW^T - U^TU)", "7.2",
+     matrix_factorization, {"dims": (2, 2, 2), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
+     linear_start, _sim(0.01, 1, 10_000, 100), _BALANCED + ("E20", "E21"), lambda **o: _gl_count(o["dims"]), data_model=teacher_model)
+_reg("matrix-factorization-30-40-30", "the paper's Fig. 2: U W x, 30-40-30, x ~ N(0, I), y = x + eps", "7.2",
+     matrix_factorization, {"dims": (30, 40, 30), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
+     linear_start, _sim(0.002, 1, 16_000, 4), _BALANCED + ("E20", "E21"), lambda **o: _gl_count(o["dims"]),
+     data_model=teacher_model, large=True)
+_reg("deep-linear", "deep linear net W_L...W_1 x, Gaussian teacher (one GL(d_i) per hidden layer)", "7.3",
+     deep_linear, {"dims": (2, 2, 2, 2), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
+     linear_start, _sim(0.02, 1, 15_000, 50), _BALANCED + ("E20",), lambda **o: _gl_count(o["dims"]), data_model=teacher_model)
+_reg("linear-net", "deep linear network W_L...W_1 x, squared loss, Gaussian teacher (GL(d) per hidden layer)", "7.2-7.3",
+     _linear_net, {"dims": (2, 2, 2), "bias": False}, linear_start, _sim(0.01, 1, 10_000, 100), _BALANCED + ("E20",),
+     lambda **o: _gl_count(o["dims"]), data_model=teacher_model)
+_reg("relu-net", "ReLU network, squared loss, Gaussian teacher (one rescaling per hidden neuron)", "7.4",
+     lambda dims, bias=False: gaussian_teacher(relu_net(dims, bias=bias)), {"dims": (2, 3, 1), "bias": False},
+     network_start, _sim(0.03, 1, 10_000, 50), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
+_reg("leaky-relu-net", "leaky-ReLU network Max(z/10, z), Gaussian teacher (one rescaling per hidden neuron)", "7.4",
+     leaky_relu_net, {"dims": (2, 3, 1), "slope": sp.Rational(1, 10), "bias": False},
+     network_start, _sim(0.03, 1, 10_000, 50), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
+_reg("monomial-net", "network with activation z^p, Gaussian teacher (generators +1 in, -p out)", "7.4",
+     monomial_net, {"dims": (2, 2, 1), "p": 2, "bias": False, "target": "monomial", "Sigma_x": HALF},
+     network_start, _sim(0.004, 1, 72_500, 100), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]),
+     richardson="two-point")
+
+_reg("tanh-net", "tanh network, Gaussian teacher: no exponential symmetry (the finder must return none)", "7.4",
+     tanh_net, {"dims": (2, 2, 1), "bias": False}, network_start, _sim(0.02, 1, 10_000, 50), ("E4",), lambda **o: 0)
+_reg("normalized-linear", "weight-normalized linear model g w^T x/|w|: A = I on w, divergent class", "7.5",
+     lambda d=3, gain=True, Sigma_x=1, beta=None, noise_var=HALF: normalized_linear(
+         d, gain=gain, Sigma_x=Sigma_x, beta=beta, noise_var=noise_var),
+     {"d": 3, "gain": True, "Sigma_x": 1, "beta": None, "noise_var": HALF},
+     normalized_start, _sim(0.01, 1, 20_000, 100, weight_decay=0.01), _DIVERGENT, lambda **o: 1)
+_reg("scale-invariant-2d", "2-D toy (a x + b z)^2/(a^2 + b^2): A = I, divergent class", "7.5",
+     scale_invariant_2d, {"variances_xz": (1, sp.Rational(1, 4))}, normalized_start, _sim(0.01, 1, 20_000, 100, weight_decay=0.01), _DIVERGENT,
+     lambda **o: 1)
+_reg("diagonal-net", "diagonal network (sum_i u_i w_i) x: the law of balance per index", "7.6",
+     diagonal_net, {"d": 2, "shared_input": True, "v_star": 1, "Sigma_x": 1, "noise_var": HALF},
+     diagonal_start, _sim(0.02, 1, 10_000, 100), _BALANCED + ("E17",),
+     lambda **o: o["d"] ** 2 if o["shared_input"] else o["d"])
+_reg("softmax", "softmax classifier, cross-entropy on a finite dataset: logit-translation symmetry", "7.6",
+     softmax_classifier, {"d": 2, "classes": 3, "n_samples": 48, "bias": False, "seed": 0},
+     softmax_start, _sim(0.05, 4, 5_000, 50), ("E4", "E8", "E9", "E10"),
+     lambda **o: (o["d"] + bool(o["bias"])) * (o["d"] + bool(o["bias"]) + 1) // 2)
+
+__all__ = [
+    "ACTIVATIONS", "CATALOG", "Family", "build", "deep_linear", "diagonal_net", "gaussian_teacher", "get",
+    "leaky_relu_net", "linear_net", "matrix_factorization", "mlp", "monomial_net", "names", "normalized_linear",
+    "register", "relu_net", "rescaling", "scale_invariant_2d", "softmax_classifier", "tanh_net", "teacher_model",
+    "teacher_net",
+]

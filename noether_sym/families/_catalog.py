@@ -41,6 +41,9 @@ class Family:
         Default simulation options (``lr``, ``batch_size``, ``steps``, ``replicas``...).
     theorems
         THEORY tags that apply, e.g. ``("E4", "E10", "E17")``.
+    extra
+        Anything else the checks need, e.g. ``n_generators(**options) -> int`` (the theory's
+        dimension of 𝒜(ℓ)) or ``data_model(**options)`` (exact Σ_x, Σ_ε, teacher for (E21)).
     """
 
     name: str
@@ -51,6 +54,7 @@ class Family:
     start: Callable[[Loss, np.random.Generator], np.ndarray] | None = None
     settings: Mapping[str, Any] = field(default_factory=dict)
     theorems: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict)
 
     def build(self, **options: Any) -> Loss:
         """The Loss for ``options`` (merged over the defaults)."""
