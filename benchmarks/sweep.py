@@ -76,8 +76,6 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=200)
     ap.add_argument("--append", metavar="RESULTS.md", help="append a markdown section with the figures")
     args = ap.parse_args()
-    from distributed import Client, LocalCluster
-
     sp = ns.SweepSpec(spec(args.steps, args.replicas))
     assert len(sp) == 32
     times: dict[str, list[float]] = {"serial": [], "cluster": [], "warm": []}
@@ -85,9 +83,8 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     reference = None
     with tempfile.TemporaryDirectory() as tmp:
-        env = {v: "1" for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                          dashboard_address=None, env=env) as warm_cluster, Client(warm_cluster) as client:
+        client, warm_cluster = _sweep._client(None, 2)  # the very cluster ns.sweep(workers=2) starts
+        with warm_cluster, client:
             ns.sweep({**spec(200, 4), "grid": {"lr": [0.01, 0.02]}}, out=Path(tmp, "warmup"), scheduler=client)
             for r in range(args.repeats):
                 _sweep._PROCESS_CACHE.clear()
@@ -115,7 +112,6 @@ def main() -> None:
                       + ", ".join(f"{k} {v[-1]:.1f}" for k, v in cpu.items()), flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
     cmed = {k: statistics.median(v) for k, v in cpu.items()}
-    per_task = med["serial"] / 32
     nproc = os.cpu_count()
     lines = [
         "",
@@ -128,7 +124,7 @@ def main() -> None:
         f"(medians of {args.repeats} interleaved runs, each into a fresh directory).",
         "",
         f"32 tasks: rescaling family (§7.1), 8 learning rates x batch sizes {{1, 4}} x 2 repeats, "
-        f"{args.replicas} replicas x {args.steps:,} steps each (about {per_task:.2f} s of serial work per task).",
+        f"{args.replicas} replicas x {args.steps:,} steps each ({cmed['serial'] / 32:.2f} s of CPU per task).",
         "",
         "| way | median wall time | speed-up over serial | Σ task CPU time (median) |",
         "|---|---|---|---|",

@@ -121,7 +121,8 @@ class Comparison:
     richardson, richardson_sem
         The η → 0 estimate (``order``) and its standard error, or None.
     order
-        The Richardson rule (``"linear"`` or ``"quadratic"``).
+        The Richardson rule used (``"linear"``, ``"quadratic"``, ``"two-point"``, or
+        ``"none"`` when ``order="auto"`` found no clean runs to extrapolate).
     prediction
         How the prediction was made (e.g. ``"noise_equilibrium (E17)"``).
     """
@@ -450,7 +451,9 @@ def compare(
         Fraction of the run (at the end) that is averaged, in (0, 1].
     richardson, order
         Also run 2η and 4η (2η only for ``order="two-point"``) and extrapolate to η → 0
-        (:func:`richardson`).
+        (:func:`richardson`). ``order="auto"``: "linear" when every run is clean (no
+        diverged or outlying replica), "two-point" when the 4η run is not, no extrapolation
+        (``richardson`` None, order "none") when the 2η run is not either.
     records
         Records per run (the stride is the run's steps // records).
     discrete
@@ -490,8 +493,6 @@ def compare(
             raise InvalidArgumentError(f"{name} must be in (0, 1]; got {v!r}")
     if not isinstance(records, (int, np.integer)) or records < 2:
         raise InvalidArgumentError(f"records must be an integer ≥ 2; got {records!r}")
-    if order not in _WEIGHTS:
-        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS)}; got {order!r}")
     if not isinstance(steps, (int, np.integer)) or steps < (16 * records if richardson else records):
         raise InvalidArgumentError(
             f"steps must be an integer ≥ {16 * records if richardson else records} (records per run × "
@@ -529,7 +530,9 @@ def compare(
         pred = evaluate(theta_star)
         how = f"given θ* ({type(predicted).__name__})"
 
-    lrs = [float(lr) * 2**j for j in range(len(_WEIGHTS[order]) if richardson else 1)]
+    if order not in _WEIGHTS and order != "auto":
+        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS) + ['auto']}; got {order!r}")
+    lrs = [float(lr) * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
     seeds = np.random.SeedSequence(seed).spawn(len(lrs))
     runs: list[Run] = []
     record = ["charges"] if observables is None else ["theta"]
@@ -542,7 +545,8 @@ def compare(
             generators=gens if observables is None else None, values=values, **simulate_options,
         )
         data = res[record[0]]
-        vals = data if observables is None else evaluate(data)  # (records, R, k)
+        with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: NaN, excluded below
+            vals = data if observables is None else evaluate(data)  # (records, R, k)
         if vals.ndim == 2:
             vals = vals[:, :, None]
         t = np.asarray(res.times)
@@ -569,8 +573,14 @@ def compare(
         runs.append(Run(eta, st, value, sem, int(replicas), res.n_diverged, res.seconds, t,
                         v_alive.mean(axis=1), v_alive.std(axis=1), drift, drift_sem, outliers))
     rich = rich_sem = None
-    if richardson:
-        rich, rich_sem = richardson_fn([r.value for r in runs], [r.sem for r in runs], order=order)
+    if richardson and order == "auto":
+        # use only runs without diverged or outlying replicas: (η, 2η, 4η) linear, else
+        # (η, 2η), else no extrapolation (the table says why)
+        clean = [not (r.n_diverged or r.outliers) for r in runs]
+        order = "linear" if all(clean) else "two-point" if clean[0] and clean[1] else "none"
+    if richardson and order != "none":
+        k = len(_WEIGHTS[order])
+        rich, rich_sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
     return Comparison(
         names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
         richardson=rich, richardson_sem=rich_sem, order=order, prediction=how,

@@ -1066,36 +1066,44 @@ def two_layer_equilibrium(U: Any, W: Any, Sigma_x: Any, Sigma_eps: Any, *, rtol:
     c = np.trace(Sx) / np.trace(Se)
     MW = W @ Sx @ W.T
     MU = U.T @ Se @ U
-    # common range of M_W and M_U
-    wW, VW = np.linalg.eigh(MW)
-    wU, VU = np.linalg.eigh(MU)
-    rW = VW[:, wW > rtol * max(wW.max(), 1e-300)]
-    rU = VU[:, wU > rtol * max(wU.max(), 1e-300)]
-    if rW.shape[1] == d and rU.shape[1] == d:
-        R = np.eye(d)
+    scale = max(np.abs(MW).max(), np.abs(c * MU).max(), 1e-300)
+    wW = np.linalg.eigvalsh(MW)
+    wU = np.linalg.eigvalsh(MU)
+    full = wW.min() > rtol * max(wW.max(), 1e-300) and wU.min() > rtol * max(wU.max(), 1e-300)
+    if full:
+        X = geometric_mean(np.linalg.inv(MW), c * MU)
     else:
-        # intersection of the two ranges
-        Pw, Pu = rW @ rW.T, rU @ rU.T
-        w_, V_ = np.linalg.eigh(Pw @ Pu @ Pw)
-        R = V_[:, w_ > 1 - 1e-8]
-    A_r = R.T @ MW @ R
-    B_r = c * (R.T @ MU @ R)
-    Xr = geometric_mean(np.linalg.inv(A_r), B_r)
-    comp = np.eye(d) - R @ R.T
-    X = R @ Xr @ R.T + comp
+        # singular M_W or M_U (d > min(n, m)): the balance X M_W X = c M_U then has a family
+        # of SPD solutions; take the limit ε -> 0 of the regularized geometric mean
+        # (M_W + εI)^-1 # c(M_U + εI), which solves it on the whole space (its residual
+        # is reported below, on the whole space, not on a subspace)
+        best = None
+        for eps in (1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9, 1e-10):
+            I = np.eye(d) * eps * scale
+            Xe = geometric_mean(np.linalg.inv(MW + I), c * (MU + I))
+            Xe = (Xe + Xe.T) / 2
+            res = np.linalg.norm(Xe @ MW @ Xe - c * MU)
+            if not np.isfinite(res):
+                break
+            if best is None or res < best[0]:
+                best = (res, Xe)
+            elif res > 10 * best[0]:
+                break  # conditioning takes over below this ε
+        X = best[1]
+    X = (X + X.T) / 2
     P = _spd_sqrt(X)
     Pinv = np.linalg.inv(P)
     Us, Ws = U @ Pinv, P @ W
-    lhs = Xr @ A_r @ Xr
-    residual = float(np.linalg.norm(lhs - B_r) / max(np.linalg.norm(B_r), 1e-300))
+    lhs = X @ MW @ X
+    residual = float(np.linalg.norm(lhs - c * MU) / max(np.linalg.norm(c * MU), 1e-300))
     bal = np.trace(Sx) * Us.T @ Se @ Us - np.trace(Se) * Ws @ Sx @ Ws.T
-    scale = max(np.linalg.norm(np.trace(Sx) * Us.T @ Se @ Us), 1e-300)
+    bscale = max(np.linalg.norm(np.trace(Sx) * Us.T @ Se @ Us), 1e-300)
     return TwoLayerEquilibrium(
         U=Us,
         W=Ws,
         P=P,
         X=X,
         residual=residual,
-        balance_residual=float(np.linalg.norm(R.T @ bal @ R) / scale),
+        balance_residual=float(np.linalg.norm(bal) / bscale),
         Q_eigenvalues=np.linalg.eigvalsh(Ws @ Ws.T - Us.T @ Us),
     )

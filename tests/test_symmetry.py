@@ -307,3 +307,70 @@ def test_unconfirmable_candidates_are_not_returned():
     for A in sym.generators:
         assert ns.confirm_generator(sym.loss, A)[0]
     assert sym.generators == [sp.diag(1, 0)]
+
+
+# ------------------------------------------------------------------------------------------
+# larger networks (the counts come from the formula d(d+1)/2, never from the finder)
+# ------------------------------------------------------------------------------------------
+
+
+def _gl_count(dims: list[int]) -> int:
+    return sum(d * (d + 1) // 2 for d in dims[1:-1])
+
+
+def test_larger_linear_network_count_and_sparse_generators():
+    dims = [8, 10, 8]  # n = 160: the structured route, support split into per-generator parts
+    loss = ns.families.linear_net(dims)
+    sym = ns.find_symmetries(loss, rotations=False)
+    assert sym.n_generators == _gl_count(dims) == 55
+    assert not sym.unconfirmed
+    assert sym.n_independent_charges == linear_charge_rank(dims)
+    # stored sparsely for large n, but still exact symmetric SymPy matrices
+    A = sym.generators[0]
+    assert isinstance(A, sp.MatrixBase) and A.shape == (loss.n, loss.n)
+    entries = A.todok()
+    assert all(v.is_Rational for v in entries.values())
+    assert all(entries.get((j, i)) == v for (i, j), v in entries.items())
+    # every returned generator is confirmed exactly, independently of the finder's own check
+    for B in sym.generators[::11]:
+        assert ns.confirm_generator(loss, B)[0]
+    # the simulator's charges observable takes them without a dense float copy
+    from noether_sym._simulate import _as_generators
+
+    gens = _as_generators(sym.generators, loss.n)
+    th = np.random.default_rng(0).standard_normal((3, loss.n))
+    dense = np.stack([np.einsum("ri,ij,rj->r", th, np.array(B.tolist(), dtype=float), th) for B in sym.generators], axis=1)
+    assert np.allclose(gens.charges(th), dense, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dims", [[10, 14, 10], [12, 16, 12]], ids=lambda d: "-".join(map(str, d)))
+def test_large_linear_network_counts(dims):
+    sym = ns.find_symmetries(ns.families.linear_net(dims), rotations=False)
+    assert sym.n_generators == _gl_count(dims)
+    assert sym.n_independent_charges == linear_charge_rank(dims)
+    assert not sym.unconfirmed
+
+
+def test_structured_route_refuses_problems_beyond_its_memory_budget(monkeypatch):
+    from noether_sym import _symmetry
+
+    monkeypatch.setattr(_symmetry, "STRUCTURED_MAX_BYTES", 1000)
+    with pytest.raises(ns.UnsupportedExpressionError, match="structured route would need"):
+        ns.find_symmetries(ns.families.linear_net([3, 4, 3]), route="structured")
+
+
+def test_inertia_fast_paths_match_eigenvalues():
+    from noether_sym._charges import inertia_of
+
+    rng = np.random.default_rng(5)
+    for _ in range(60):
+        n = int(rng.integers(1, 6))
+        M = sp.zeros(n, n)
+        for i in range(n):
+            for j in range(i, n):
+                if rng.random() < 0.4:
+                    M[i, j] = M[j, i] = sp.Rational(int(rng.integers(-3, 4)), int(rng.integers(1, 3)))
+        ev = np.linalg.eigvalsh(np.array(M.tolist(), dtype=float))
+        p, q = int(np.sum(ev > 1e-9)), int(np.sum(ev < -1e-9))
+        assert inertia_of(M) == inertia_of(sp.SparseMatrix(M)) == (p, q, n - p - q)
