@@ -280,3 +280,21 @@ def test_jointly_anisotropic_data_make_sgd_rotate_along_the_orbit():
     rate_noise, se_noise = _rotation_rate(*two_layer_222_noise_anisotropic()[:3])
     assert abs(rate_both) > 10 * se_both and abs(rate_both) > 0.3
     assert abs(rate_noise) < 4 * se_noise + 0.05
+
+
+def test_cli_simulate_reports_the_predicted_equilibrium_and_compares(tmp_path, capsys):
+    from noether_sym.cli import main
+    import json
+
+    code = main(["simulate", "rescaling", "--steps", "400", "--replicas", "4", "--json",
+                 "--plot", str(tmp_path / "c.png")])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and (tmp_path / "c.png").stat().st_size > 0
+    # C* = u*² − ‖w*‖² at §7.1's λ* = −log(28)/4: u*² = 4/√28 = 0.7559, ‖w*‖² = √28·‖β/2‖² = 6.945
+    assert doc["predicted_charges"][0] == pytest.approx(-6.189, abs=5e-3)
+    code = main(["simulate", "rescaling", "--compare", "--steps", "3200", "--replicas", "8", "--json"])
+    doc = json.loads(capsys.readouterr().out)
+    assert code == 0 and [r["lr"] for r in doc["runs"]] == [0.01, 0.02, 0.04]
+    assert doc["predicted"][0] == pytest.approx(-6.189, abs=5e-3)
+    assert main(["simulate", "--loss", "u*w", "--params", "u,w", "--compare", "--lr", "0.1", "--batch-size", "1",
+                 "--steps", "10", "--replicas", "2", "--theta0", "1,1"]) == 2  # no data model: no prediction

@@ -237,7 +237,7 @@ def test_two_layer_geometric_mean_solves_its_equation(seed, d):
     # X M_W X = c M_U and (E20) at θ*, on the whole space; in the singular case X is the
     # limit of a regularized geometric mean (ε -> 0), so a looser bound
     assert eq.residual < (1e-6 if singular else 1e-10)
-    assert eq.balance_residual < (1e-4 if singular else 1e-9)
+    assert eq.balance_residual < (1e-3 if singular else 1e-9)
     assert np.allclose(eq.U @ eq.W, U @ W, atol=1e-10)  # θ* is on the orbit: UW unchanged
     if d > min(n, m):
         return  # directions outside the ranges carry no noise: degenerate, no unique θ* there

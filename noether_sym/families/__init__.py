@@ -114,11 +114,11 @@ _reg("linear-net", "deep linear network W_L...W_1 x, squared loss, Gaussian teac
      _linear_net, {"dims": (2, 2, 2), "bias": False}, linear_start, _sim(0.01, 1, 10_000, 100), _BALANCED + ("E20",),
      lambda **o: _gl_count(o["dims"]), data_model=teacher_model)
 _reg("relu-net", "ReLU network, squared loss, Gaussian teacher (one rescaling per hidden neuron)", "7.4",
-     lambda dims, bias=False: gaussian_teacher(relu_net(dims, bias=bias)), {"dims": (2, 3, 1), "bias": False},
-     network_start, _sim(0.03, 1, 10_000, 50), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
+     lambda dims, bias=False: gaussian_teacher(relu_net(dims, bias=bias)), {"dims": (2, 2, 1), "bias": False},
+     network_start, _sim(0.015, 1, 30_000, 100), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
 _reg("leaky-relu-net", "leaky-ReLU network Max(z/10, z), Gaussian teacher (one rescaling per hidden neuron)", "7.4",
      leaky_relu_net, {"dims": (2, 3, 1), "slope": sp.Rational(1, 10), "bias": False},
-     network_start, _sim(0.03, 1, 10_000, 50), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
+     network_start, _sim(0.015, 1, 30_000, 100), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
 _reg("monomial-net", "network with activation z^p, Gaussian teacher (generators +1 in, -p out)", "7.4",
      monomial_net, {"dims": (2, 2, 1), "p": 2, "bias": False, "target": "monomial", "Sigma_x": HALF},
      network_start, _sim(0.004, 1, 72_500, 100), _BALANCED + ("E17",), lambda **o: sum(list(o["dims"])[1:-1]))
