@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+import math
 import numpy as np
 import scipy.linalg as sla
 import sympy as sp
@@ -951,7 +952,8 @@ def _round_rational(row: np.ndarray, rtol: float = 1e-9) -> dict[int, Fraction] 
     """Round a numeric RREF row to rationals; None if some entry is not recognisable.
 
     Each entry gets the smallest denominator q <= 64 with |x - p/q| <= rtol·max(1, |x|),
-    else the best fraction with denominator <= MAX_DENOMINATOR if it is within 1e-9.
+    else the best fraction with denominator <= max(MAX_DENOMINATOR, 1/√(2 rtol)) (the
+    largest the accuracy resolves) if it is within rtol.
     A wrong guess is harmless: every candidate is confirmed exactly afterwards.
     """
     nz = np.nonzero(row)[0]
@@ -969,12 +971,15 @@ def _round_rational(row: np.ndarray, rtol: float = 1e-9) -> dict[int, Fraction] 
         num[idx] = np.round(scaled[near])
         den[idx] = q
         todo[idx] = False
+    # the largest denominator the accuracy can still resolve: two fractions with
+    # denominators <= q are at least 1/q² apart, so q² · 2·tolerance < 1
+    qmax = max(MAX_DENOMINATOR, min(10**6, int(math.sqrt(1.0 / (2.0 * max(rtol, 1e-15))))))
     out: dict[int, Fraction] = {}
     for k in range(len(vals)):
         if todo[k]:
             v = float(vals[k])
-            fr = Fraction(v).limit_denominator(MAX_DENOMINATOR)
-            if abs(float(fr) - v) > 1e-9 * max(1.0, abs(v)):
+            fr = Fraction(v).limit_denominator(qmax)
+            if abs(float(fr) - v) > max(rtol, 1e-12) * max(1.0, abs(v)):
                 return None
         else:
             fr = Fraction(int(num[k]), int(den[k]))

@@ -9,8 +9,8 @@ below show that it fails for a finder that drops a generator or adds a non-symme
 Domain: the numeric routes of the finder round generator entries to rationals with
 denominators ≤ MAX_DENOMINATOR (documented in ``_symmetry``). The main property test stays
 inside that domain (``max_denominator``); outside it, ``test_outside_rounding_domain_*``
-checks the weaker guarantee the finder gives today, and ``test_finder_bug_large_denominator``
-records the minimal failing case (xfail, strict: it starts failing once the bug is fixed).
+checks the weaker guarantee the finder gives, and ``test_finder_large_denominator_regression``
+keeps the case (denominator 12593) that the old rounding bound dropped.
 """
 
 from __future__ import annotations
@@ -175,11 +175,10 @@ def test_outside_rounding_domain_finder_is_sound_and_flags_misses(planted):
     assert rf + len(flagged) >= rp, f"silent miss for {planted.description}"  # misses are reported
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "FINDER BUG (dense route): a generator whose canonical (RREF) entries need a denominator "
-    "> MAX_DENOMINATOR = 10^4 is dropped (reported only in Symmetries.unconfirmed as 'entries "
-    "are not rationals with small denominators')"))
-def test_finder_bug_large_denominator():
+def test_finder_large_denominator_regression():
+    # regression: the dense route used to drop a generator whose canonical (RREF) entries
+    # need a denominator > MAX_DENOMINATOR = 10^4; rounding now allows the largest
+    # denominator the numeric accuracy resolves (every candidate is confirmed exactly)
     # minimal case: u·relu(w x) with (u, w) = Q (t0, t1), Q the Cayley rotation of s = 4/13
     # (Q = [[153, -104], [104, 153]]/185); the planted generator Qᵀ diag(1, -1) Q has RREF
     # [[1, -31824/12593], [-31824/12593, -1]]: denominator 12593 > 10^4
