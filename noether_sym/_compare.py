@@ -349,7 +349,7 @@ def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
 
     params = list(loss.params)
     rep = {p: loss.theta[i] for i, p in enumerate(params)}
-    out = replace_symbols(sp.sympify(expr) if not isinstance(expr, sp.Basic) else expr, rep)
+    out = replace_symbols(expr, rep)  # expr is a sympy object (checked by the caller): never text
     extra = out.free_symbols - set(loss.theta[i] for i in range(loss.n))
     if extra:
         raise InvalidArgumentError(
