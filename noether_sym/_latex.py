@@ -264,8 +264,17 @@ def equilibrium_latex(eq: Any, names: Mapping[Any, str] | None = None) -> str:
     terms = [sp.sympify(a) * sp.exp(-2 * LAMBDA * sp.sympify(a)) * sp.sympify(s) for a, s in zip(eq.eigenvalues, eq.noise) if a != 0]
     G = sp.Add(*terms)
     rows = [f"G(\\lambda) &= {_rhs(G, names)} && \\text{{(E14)}}"]
+    gamma = float(getattr(eq, "weight_decay", 0.0) or 0.0)
+    if gamma > 0:
+        # with weight decay the balance is (η/S) G(λ) = 2γ C(λ), C(λ) = Σ a e^{2λa} ‖P θ‖² (E15), (E18)
+        C = sp.Add(*[sp.sympify(a) * sp.exp(2 * LAMBDA * sp.sympify(a)) * sp.sympify(c)
+                     for a, c in zip(eq.eigenvalues, eq.norms) if a != 0])
+        rows.append(f"C(\\lambda) &= {_rhs(C, names)} && \\text{{(E15)}}")
+        rows.append(f"\\frac{{\\eta}}{{S}}\\,G(\\lambda^*) &= 2\\gamma\\, C(\\lambda^*), \\quad \\eta = {_num(eq.lr)},"
+                    f"\\ S = {eq.batch_size},\\ \\gamma = {_num(gamma)} && \\text{{(E18)}}")
     if eq.lam_exact is not None:
-        rows.append(f"\\lambda^* &= {_latex(eq.lam_exact, names)} && \\text{{(E17)}}")
+        tag = "(E17)" if gamma == 0 and "E17" in (eq.method or "") else "exact"
+        rows.append(f"\\lambda^* &= {_latex(eq.lam_exact, names)} && \\text{{{tag}}}")
     val = mpmath.nstr(eq.lam_mp, 20) if eq.lam_mp is not None else _num(eq.lam)
     rows.append(f"\\lambda^* &\\approx {val}")
     if eq.bracket is not None:

@@ -115,3 +115,19 @@ def test_long_sums_are_broken_across_rows():
     rows = tex.split("\\\\\n")
     assert len(rows) > 2 and all(_visible(r) <= LINE_WIDTH + 15 for r in rows)
     assert _rhs(xs[0] + xs[1]) == "x_{0} + x_{1}"
+
+
+def test_weight_decay_equilibrium_latex_shows_the_E18_balance():
+    import sympy as sp
+    from sympy.stats import Normal
+
+    import noether_sym as ns
+
+    a, b = sp.symbols("a b")
+    x, y = Normal("x", 0, 1), Normal("y", 0, 1)
+    loss = ns.Loss((a / sp.sqrt(a**2 + b**2) * x - y) ** 2, [a, b])
+    tex = ns.to_latex(ns.noise_equilibrium(loss, sp.eye(2), [0, 1], weight_decay=0.1, lr=0.01))
+    assert r"2\gamma\, C(\lambda^*)" in tex and "(E18)" in tex and "(E17)" not in tex
+    assert r"C(\lambda) &= e^{2 \lambda}" in tex  # C(λ) = ‖e^{λ}θ‖² with ‖θ‖ = 1
+    plain = ns.to_latex(ns.noise_equilibrium(loss, sp.eye(2), [0, 1]))
+    assert "(E18)" not in plain
