@@ -710,6 +710,100 @@ def check_two_layer(case: _Case) -> list[Check]:
         cmp, _RTOL["quick" if case.quick else "full"])
 
 
+@_timed
+def check_divergence(case: _Case) -> list[Check]:
+    """(E18), divergent class without weight decay: along a semidefinite generator with one
+    positive eigenvalue a = 1, dC/dk = (η²/S) G = (η²/S) s n / C (E12, E14, E15 with s, n the
+    noise and the norm on the positive eigenspace at θ₀), so C² grows linearly:
+    C(k)² = C₀² + 2 (η²/S) s C₀ k -- the charge (‖θ‖² for A = I) runs away under SGD."""
+    from ._equilibrium import noise_equilibrium
+    from ._simulate import simulate
+
+    if not case.gens or case.sym.classes[0] != "semidefinite":
+        return []
+    A = case.gens[0]
+    th = case.minimum()
+    eq = noise_equilibrium(case.loss, A, list(th))
+    a = [float(v) for v in eq.eigenvalues if float(v) != 0]
+    if sorted(set(a)) != [1.0]:
+        return []  # the closed form below is for a single positive eigenvalue 1
+    s_pos = sum(float(sv) for av, sv in zip(eq.eigenvalues, eq.noise) if float(av) == 1.0)
+    kw = _sim_settings(case)
+    eta, S = kw["lr"], kw["batch_size"]
+    steps = int(case.settings.get("steps", 10_000)) // 2
+    R = kw["replicas"] * (1 if case.quick else 4)
+    C0 = float(th @ case.gens_f[0] @ th)
+    pred = (2 * eta**2 / S * s_pos * C0 * steps) * case.perturb  # predicted C(k)² − C₀², equal for equal η²k
+    vals, ses = [], []
+    for j, e in enumerate([eta] if case.quick else [eta, 2 * eta]):
+        st = steps // 4**j
+        r_ = simulate(case.loss, th, lr=e, batch_size=S, steps=st, replicas=R, record=["charges"],
+                      every=max(1, st // 50), generators=[A], seed=case.seed + j)
+        if j == 0:
+            res = r_
+        d = r_["charges"][-1, :, 0] ** 2 - C0**2
+        d = d[np.isfinite(d)]
+        vals.append(float(d.mean()))
+        ses.append(float(d.std(ddof=1) / math.sqrt(len(d))))
+    if case.quick:
+        meas, se, rtol, how = vals[0], ses[0], 0.10, "at η"
+    else:
+        meas, se, rtol, how = 2 * vals[0] - vals[1], math.hypot(2 * ses[0], ses[1]), 0.03, "Richardson (η, 2η)"
+    tol = rtol * abs(pred) + _z() * se
+    chk = Check(case.name, "E18 divergence", "no weight decay: the charge runs away, C(k)² − C₀² = 2(η²/S) s C₀ k",
+                "stochastic", pred, meas, tol, abs(meas - pred) <= tol, sem=se,
+                detail=f"{how}; {R} replicas, {steps} steps, η={eta}, S={S}; rtol {rtol} (bias allowance)")
+
+    def fig(res: Any = res, C0: float = C0, s_pos: float = s_pos) -> Any:
+        from ._plot import _figure_class
+
+        Figure, Canvas = _figure_class()
+        f = Figure(figsize=(6, 3.6))
+        Canvas(f)
+        ax = f.add_subplot(1, 1, 1)
+        t = np.asarray(res.times)
+        m, sd = (res["charges"][:, :, 0] ** 2).mean(axis=1), (res["charges"][:, :, 0] ** 2).std(axis=1)
+        ax.plot(t, m, label="measured C² (mean ± sd over replicas)")
+        ax.fill_between(t, m - sd, m + sd, alpha=0.2)
+        ax.plot(t, C0**2 + 2 * eta**2 / S * s_pos * C0 * t * case.perturb, "k--", label="predicted (E12)")
+        ax.set_xlabel("SGD step")
+        ax.set_ylabel("C² (C = θᵀAθ)")
+        ax.set_title(f"{case.name}: divergent class, no weight decay", fontsize=9)
+        ax.legend(fontsize=7)
+        f.tight_layout()
+        return f
+
+    chk._fig = fig  # type: ignore[attr-defined]
+    return [chk]
+
+
+@_timed
+def check_sharpness(case: _Case) -> list[Check]:
+    """(E19): at the noise equilibrium the Hessian trace is T(λ*) = Σ_i e^{−2λ*a_i} h_i.
+    Measured as the population Hessian trace Tr H(θ) = E Tr ∇²ℓ (exact expectation, compiled)
+    on the SGD iterates, tail-averaged per replica, from a minimum (one generator)."""
+    from ._data import expectation
+    from ._equilibrium import sharpness_along_orbit
+
+    if len(case.gens) != 1 or case.sym.classes[0] != "indefinite":
+        return []
+    try:
+        trace = sp.Add(*[sp.diff(case.loss.expr, p_, 2) for p_ in case.loss.params])
+        T_expr = sp.expand(expectation(case.loss, trace))
+    except NoetherSymError:
+        return []  # no exact expectation (kinks): the check needs Tr H(θ) in closed form
+    th = case.minimum()
+    sh = sharpness_along_orbit(case.loss, case.gens[0], list(th))
+    kw = _sim_settings(case)
+    need = _flow_steps(case, th, case.gens, kw["lr"], kw["batch_size"])
+    kw["steps"] = max(kw["steps"], min(int(2.5 * need), _MAX_STEPS))
+    cmp = _compare_resolved(case, th, observables={"Tr H(θ)": T_expr}, predicted={"Tr H(θ)": float(sh.T_star)}, **kw)
+    out = _stochastic_from_comparison(
+        case, "E19", f"sharpness at the noise equilibrium T(λ*) (SGD {sh.verdict}s from T(0) = {float(sh.T0):.4g})",
+        cmp, _RTOL["quick" if case.quick else "full"])
+    return out
+
+
 #: (THEORY tag that switches it on, check)
 CHECKS: list[tuple[str, Callable[[_Case], list[Check]]]] = [
     ("E4", check_generators),
@@ -721,6 +815,8 @@ CHECKS: list[tuple[str, Callable[[_Case], list[Check]]]] = [
     ("E14", check_spectral),
     ("E16", check_equilibrium),
     ("E18", check_weight_decay),
+    ("E18", check_divergence),
+    ("E19", check_sharpness),
     ("E21", check_two_layer),
 ]
 
