@@ -392,8 +392,9 @@ def noise_equilibrium(
         γ ≥ 0; with γ > 0 the balance is (η/S) G(λ) = 2γ C(λ) and ``lr`` is required.
         This moves along the orbit of θ only; weight decay also pulls θ off the minimum
         manifold, which the orbit picture ignores: for a balanced generator the prediction
-        carries an O(γ) error (measured: −2% at γ = 0.003, −6% at γ = 0.01 for THEORY §7.1,
-        notebooks/03). For scale invariance (A = I, (E18)) the orbit is the whole story.
+        carries an O(γ) error (THEORY §7.1 at γ = 0.003, η = 0.01: SGD settles 2.2% below the
+        prediction, the same at η = 0.005; notebooks/03_anisotropic_weight_decay). For scale
+        invariance (A = I, (E18)) the orbit is the whole story.
     lr
         η.
     digits
