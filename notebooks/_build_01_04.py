@@ -18,25 +18,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-SETUP = '''\
-import time
-from pathlib import Path
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-import sympy as sp
-from IPython.display import Image, Latex, display
+from _nbtools import FOOTER, setup, write  # noqa: E402  (notebooks/ is on sys.path when run as a script)
 
-import noether_sym as ns
-
-FIG_DIR = Path("..") / "docs" / "figures"   # relative to this notebook
-FIG_DIR.mkdir(parents=True, exist_ok=True)
-T_START = time.perf_counter()
-'''
-
-from _nbtools import FOOTER, write  # noqa: E402  (notebooks/ is on sys.path when run as a script)
+SETUP = setup("from IPython.display import Image, Latex, display\n")
 
 
 # ======================================================================================

@@ -12,24 +12,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _nbtools import FOOTER, write  # noqa: E402
+from _nbtools import FOOTER, setup, write  # noqa: E402
 
-SETUP = '''\
-import time
-from pathlib import Path
-
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-import numpy as np
-import sympy as sp
-
-import noether_sym as ns
-
-FIG_DIR = Path("..") / "docs" / "figures"   # relative to this notebook
-FIG_DIR.mkdir(parents=True, exist_ok=True)
-T_START = time.perf_counter()
-'''
+SETUP = setup("")
 
 NB09 = [
 ("md", r'''

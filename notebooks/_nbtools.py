@@ -9,6 +9,27 @@ import nbformat
 
 HERE = Path(__file__).resolve().parent
 
+def setup(extra_imports: str = "") -> str:
+    """The first code cell of every notebook: imports, the Agg backend, the figure folder
+    (docs/figures, relative to the notebook) and the run timer."""
+    return f'''\
+import time
+from pathlib import Path
+
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import sympy as sp
+{extra_imports}
+import noether_sym as ns
+
+FIG_DIR = Path("..") / "docs" / "figures"   # relative to this notebook
+FIG_DIR.mkdir(parents=True, exist_ok=True)
+T_START = time.perf_counter()
+'''
+
+
 FOOTER = '''\
 print(f"notebook ran in {time.perf_counter() - T_START:.1f} s")
 '''
