@@ -23,7 +23,7 @@ import noether_sym as ns
 
 
 def cases() -> list[tuple[str, ns.Loss, list]]:
-    from noether_sym.cli import _with_gaussian_data
+    from noether_sym.cli._common import _with_gaussian_data
 
     out = []
     u, w0, w1, w2 = sp.symbols("u w0 w1 w2")

@@ -34,7 +34,8 @@ import sympy as sp
 from sympy.stats import E
 
 import noether_sym as ns
-from noether_sym._data import compiled_moments, gaussian_linear_teacher, moments
+from noether_sym.data._model import gaussian_linear_teacher
+from noether_sym.data._moments import compiled_moments, moments
 
 
 def build() -> ns.Loss:

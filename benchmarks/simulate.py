@@ -40,7 +40,7 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym._simulate import block_steps, simulate
+from noether_sym.simulate._run import block_steps, simulate
 
 BETA = np.array([1.0, -0.5, 2.0])
 STD_A = {"eps": np.sqrt(0.5), "x_0": 1.0, "x_1": 2.0, "x_2": 0.5}

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 import noether_sym as ns
-from noether_sym import _sweep
+from noether_sym.check import _sweep
 
 
 def spec(steps: int, replicas: int) -> dict:

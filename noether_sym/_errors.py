@@ -8,6 +8,9 @@ meaning) so that generic ``except ValueError`` code keeps working.
 from __future__ import annotations
 
 __all__ = [
+    "SweepMismatchError",
+    "MissingDependencyError",
+    "ProofError",
     "NoetherSymError",
     "InvalidLossError",
     "InvalidParameterError",
@@ -59,3 +62,14 @@ class InvalidArgumentError(NoetherSymError, ValueError):
 
 class CertificationError(NoetherSymError, RuntimeError):
     """A result could not be certified (for example, no bracket for a root)."""
+
+class SweepMismatchError(InvalidArgumentError):
+    """``out`` holds a sweep made from a different spec."""
+
+
+class MissingDependencyError(NoetherSymError, ImportError):
+    """An optional dependency (pyarrow, dask.distributed, matplotlib) is not installed."""
+
+
+class ProofError(NoetherSymError, ValueError):
+    """A proof file is malformed (no ``proof`` function, wrong return type, bad folder)."""

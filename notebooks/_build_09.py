@@ -99,7 +99,7 @@ assert all(np.allclose(A @ B, B @ A) for A in G for B in G)
 # a minimum: full-batch GD on 20,000 fixed draws (kinks: no exact moments)
 rng = np.random.default_rng(0)
 X = ns.make_sampler(lloss).draw(rng, (20_000,))
-from noether_sym._compile import compiled  # the compiled per-sample gradient
+from noether_sym.compile._compiled import compiled  # the compiled per-sample gradient
 grad = compiled(lloss).grad
 lt = lfam.theta0(lloss)
 for _ in range(3000):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, general, vector, zero
+from noether_sym.report._prove import Proof, Step, general, vector, zero
 
 DIMS = (1, 2, 3)
 

@@ -12,7 +12,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, orthogonal_to, rewrite, symmetric, vector, zero
+from noether_sym.report._prove import (
+    Proof,
+    Step,
+    orthogonal_to,
+    rewrite,
+    symmetric,
+    vector,
+    zero,
+)
 
 DIMS = (1, 2, 3, 4)
 t, gamma = sp.Symbol("t", real=True), sp.Symbol("gamma", positive=True)

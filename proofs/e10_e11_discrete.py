@@ -19,7 +19,15 @@ import itertools
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, orthogonal_to, rewrite, symmetric, vector, zero
+from noether_sym.report._prove import (
+    Proof,
+    Step,
+    orthogonal_to,
+    rewrite,
+    symmetric,
+    vector,
+    zero,
+)
 
 eta, gamma = sp.Symbol("eta", positive=True), sp.Symbol("gamma", nonnegative=True)
 

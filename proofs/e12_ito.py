@@ -15,7 +15,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, orthogonal_to, rewrite, symmetric, vector, zero
+from noether_sym.report._prove import (
+    Proof,
+    Step,
+    orthogonal_to,
+    rewrite,
+    symmetric,
+    vector,
+    zero,
+)
 
 DIMS = (1, 2, 3)
 dt = sp.Symbol("dt", positive=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, limit, sign, symmetric, vector, zero
+from noether_sym.report._prove import Proof, Step, limit, sign, symmetric, vector, zero
 
 lam, mu = sp.Symbol("lambda", real=True), sp.Symbol("mu", real=True)
 i, r = sp.symbols("i r", integer=True, positive=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, sign, symmetric, zero
+from noether_sym.report._prove import Proof, Step, sign, symmetric, zero
 
 lam = sp.Symbol("lambda", real=True)
 i, r = sp.symbols("i r", integer=True, positive=True)

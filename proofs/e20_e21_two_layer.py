@@ -22,7 +22,7 @@ import itertools
 
 import sympy as sp
 
-from noether_sym._prove import Proof, Step, general, symmetric, vector, zero
+from noether_sym.report._prove import Proof, Step, general, symmetric, vector, zero
 
 SHAPES = [s for s in itertools.product((1, 2), repeat=3)]  # (n, d, m)
 

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from noether_sym.cli import main
+from noether_sym.cli._main import main
 
 
 def run(args, capsys):

@@ -73,7 +73,7 @@ def toy_rescaling():
 def test_richardson_rules_are_exact_on_polynomials_of_their_degree(order, degree):
     """In exact rational arithmetic: the rule returns m₀ for every polynomial of its degree
     in η, and fails for the next degree (so it is not trivially exact)."""
-    from noether_sym._compare import _WEIGHTS
+    from noether_sym.check._compare import _WEIGHTS
 
     w = [Fraction(v).limit_denominator(6) for v in _WEIGHTS[order]]
     assert [float(v) for v in w] == list(_WEIGHTS[order])
@@ -283,8 +283,9 @@ def test_jointly_anisotropic_data_make_sgd_rotate_along_the_orbit():
 
 
 def test_cli_simulate_reports_the_predicted_equilibrium_and_compares(tmp_path, capsys):
-    from noether_sym.cli import main
     import json
+
+    from noether_sym.cli._main import main
 
     code = main(["simulate", "rescaling", "--steps", "400", "--replicas", "4", "--json",
                  "--plot", str(tmp_path / "c.png")])

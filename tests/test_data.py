@@ -19,7 +19,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sympy.stats import (
     Bernoulli,
     Cauchy,
@@ -32,18 +33,14 @@ from sympy.stats import (
 )
 
 import noether_sym as ns
-from noether_sym._data import (
-    Moments,
-    _normal_moment_coeffs,
-    _PolyBuilder,
+from noether_sym.data._model import (
     attach_data,
-    compiled_moments,
-    expectation,
     gaussian_linear_teacher,
     minibatch_factor,
-    moments,
 )
-from noether_sym._sample import make_sampler
+from noether_sym.data._moments import Moments, compiled_moments, expectation, moments
+from noether_sym.data._polynomial import _normal_moment_coeffs, _PolyBuilder
+from noether_sym.data._sample import make_sampler
 
 MC_SAMPLES = 10**6
 Z = 5.0  # accepted standard errors, see the module docstring
@@ -560,7 +557,7 @@ def test_sampler_draws_each_distribution():
     b = s.draw(np.random.default_rng(5), (4, 3))
     assert a.shape == (4, 3, 6) and np.array_equal(a, b)
     # feeds the compiled loss directly
-    from noether_sym._compile import compiled
+    from noether_sym.compile._compiled import compiled
 
     assert compiled(loss).grad(np.array([1.0]), a).shape == (4, 3, 1)
 

@@ -20,7 +20,7 @@ from scipy.optimize import brentq
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym._equilibrium import _bracket
+from noether_sym.theory._root import _bracket
 
 # ------------------------------------------------------------------------------------------
 # fixtures: the rescaling model of THEORY §7.1
@@ -124,8 +124,8 @@ def test_transport_laws_e6_for_sigma_and_hessian(rescaling):
         assert np.allclose(S1, Ei @ S0 @ Ei, rtol=1e-10, atol=1e-12)
         g0, g1 = mf.mean_grad(th), mf.mean_grad(E @ th)
         assert np.allclose(g1, Ei @ g0, rtol=1e-10, atol=1e-12)
-        H0, _ = ns._equilibrium.population_hessian(rescaling, th)
-        H1, _ = ns._equilibrium.population_hessian(rescaling, E @ th)
+        H0, _ = ns.theory._sharpness.population_hessian(rescaling, th)
+        H1, _ = ns.theory._sharpness.population_hessian(rescaling, E @ th)
         H0 = np.array(H0.tolist(), dtype=float)
         H1 = np.array(H1.tolist(), dtype=float)
         assert np.allclose(H1, Ei @ H0 @ Ei, rtol=1e-9, atol=1e-10)
@@ -164,7 +164,7 @@ def test_weight_decay_equilibrium_scale_invariance_e18():
 
 def test_e10_holds_exactly_per_step(rescaling):
     rng = np.random.default_rng(2)
-    cl = ns._compile.compiled(rescaling)
+    cl = ns.compile._compiled.compiled(rescaling)
     sampler = ns.make_sampler(rescaling)
     dyn = ns.charge_dynamics(rescaling, A_RESCALE)
     An = np.diag([1.0, -1, -1, -1])
@@ -181,7 +181,7 @@ def test_e10_holds_exactly_per_step(rescaling):
 
 def test_dynamics_expected_step_and_drift_symbols(rescaling):
     dyn = ns.charge_dynamics(rescaling, A_RESCALE)
-    eta, gam, S = ns._equilibrium.ETA, ns._equilibrium.GAMMA, ns._equilibrium.BATCH
+    eta, gam, S = ns.theory._spectrum.ETA, ns.theory._spectrum.GAMMA, ns.theory._spectrum.BATCH
     # (E12) at γ = 0 is (η/S) Tr[AΣ]; (E11) minus (1 − ηγ)²C is O(η²)
     assert sp.expand(dyn.drift.subs(gam, 0) - eta / S * dyn.trace_A_sigma) == 0
     rest = sp.expand(dyn.expected_step - (1 - eta * gam) ** 2 * dyn.charge)
@@ -195,7 +195,7 @@ def test_without_replacement_factor():
     data = {x: np.array([0.5, -1.0, 2.0, 1.5, -0.3])}
     loss = ns.Loss((th[0] * th[1] * x - x) ** 2, list(th), data=data)
     dyn = ns.charge_dynamics(loss, sp.diag(1, -1), replace=False)
-    S = ns._equilibrium.BATCH
+    S = ns.theory._spectrum.BATCH
     assert sp.simplify(dyn.kappa - (5 - S) / (S * 4)) == 0
 
 

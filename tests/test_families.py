@@ -13,8 +13,8 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym._compile import compiled
-from noether_sym.cli import main
+from noether_sym.cli._main import main
+from noether_sym.compile._compiled import compiled
 
 FAMILIES = [k for k in ns.families.CATALOG if k != "matrix-factorization-30-40-30"]
 

@@ -12,7 +12,7 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym._latex import document
+from noether_sym.report._latex import document
 
 GOLDEN = Path(__file__).parent / "golden"
 u, w = sp.symbols("u w")
@@ -108,7 +108,7 @@ def test_point_given_as_a_mapping(rescaling):
 
 
 def test_long_sums_are_broken_across_rows():
-    from noether_sym._latex import LINE_WIDTH, _rhs, _visible
+    from noether_sym._printing import LINE_WIDTH, _rhs, _visible
 
     xs = sp.symbols("x_0:40")
     tex = _rhs(sp.Add(*[k * s**2 for k, s in enumerate(xs, start=1)]))

@@ -15,7 +15,7 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym import cli
+from noether_sym.cli import _main as cli
 
 PDFLATEX = shutil.which("pdflatex")
 
@@ -77,7 +77,7 @@ def test_every_result_type_compiles(tmp_path):
     tl = ns.two_layer_equilibrium(rng.standard_normal((2, 2)), rng.standard_normal((2, 2)), np.diag([1.0, 3.0]), np.diag([0.5, 2.0]))
     body = "\n\n".join([ns.to_latex(d.symmetries, symbol_names={u: r"\alpha"}), ns.to_latex(d.dynamics[0]),
                         ns.to_latex(d.equilibria[0]), ns.to_latex(d.sharpness[0]), tl.latex()])
-    from noether_sym._latex import document
+    from noether_sym.report._latex import document
 
     tex = tmp_path / "objects.tex"
     tex.write_text(document(body, title=d.loss.name), encoding="utf-8")

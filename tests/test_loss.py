@@ -8,7 +8,12 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym import InvalidDataError, InvalidLossError, InvalidParameterError, NoetherSymError
+from noether_sym import (
+    InvalidDataError,
+    InvalidLossError,
+    InvalidParameterError,
+    NoetherSymError,
+)
 
 u, w, x, y, z = sp.symbols("u w x y z")
 

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 import noether_sym as ns
 import noether_sym.testing as nst
-from noether_sym._symmetry import MAX_DENOMINATOR
+from noether_sym.symmetry._canonical import MAX_DENOMINATOR
 
 SLOW_OK = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 

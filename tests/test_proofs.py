@@ -8,8 +8,8 @@ import time
 import pytest
 import sympy as sp
 
-from noether_sym import cli
-from noether_sym._prove import (
+from noether_sym.cli import _main as cli
+from noether_sym.report._prove import (
     Check,
     Proof,
     ProofError,
@@ -87,7 +87,7 @@ def test_each_hypothesis_of_each_proof_is_tested():
 def test_failing_step_shows_the_expression_on_the_command_line(tmp_path, capsys):
     (tmp_path / "e99_bad.py").write_text(
         "import sympy as sp\n"
-        "from noether_sym._prove import Proof, Step, zero\n"
+        "from noether_sym.report._prove import Proof, Step, zero\n"
         "a, b = sp.symbols('a b')\n"
         "def proof():\n"
         "    return Proof('bad', 'Bad', ('E0',), 'x', [], [\n"

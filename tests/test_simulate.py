@@ -8,7 +8,6 @@ deterministic runs against hand-written recurrences.
 
 from __future__ import annotations
 
-import argparse
 import json
 import warnings
 
@@ -18,10 +17,17 @@ import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym._compile import compiled
-from noether_sym._errors import InvalidArgumentError, InvalidGeneratorError, NoetherSymError
-from noether_sym._sample import make_sampler
-from noether_sym._simulate import OVERFLOW, Cosine, StepDecay, Warmup, _as_generators, block_steps, simulate
+from noether_sym._errors import (
+    InvalidArgumentError,
+    InvalidGeneratorError,
+    NoetherSymError,
+)
+from noether_sym.compile._compiled import compiled
+from noether_sym.data._sample import make_sampler
+from noether_sym.simulate._observables import _as_generators
+from noether_sym.simulate._result import OVERFLOW
+from noether_sym.simulate._run import block_steps, simulate
+from noether_sym.simulate._schedule import Cosine, StepDecay, Warmup
 
 # ------------------------------------------------------------------------------------------
 # models
@@ -534,7 +540,7 @@ def _hoist_cases():
 def test_step_gradient_hoists_data_terms_and_equals_the_compiled_gradient(k):
     """The step loop's gradient (data-only parts evaluated per block, outputs unbroadcast)
     is the compiled gradient up to the rounding of regrouped sums."""
-    from noether_sym._simulate import step_gradient
+    from noether_sym.simulate._kernels import step_gradient
 
     loss = _hoist_cases()[k]
     sg = step_gradient(loss)
@@ -645,8 +651,8 @@ def test_progress_bar_is_optional(monkeypatch, capsys):
 
 
 def _cli(argv):
-    from noether_sym._cli_simulate import add_parser, run
-    from noether_sym.cli import _Parser
+    from noether_sym.cli._common import _Parser
+    from noether_sym.cli.simulate import add_parser, run
 
     p = _Parser(prog="noether-sym")
     add_parser(p.add_subparsers(dest="command"))
@@ -673,7 +679,7 @@ def test_cli_loss_with_distributions_and_plot(tmp_path, capsys):
 
 
 def test_cli_usage_errors():
-    from noether_sym.cli import _UsageError
+    from noether_sym.cli._common import _UsageError
 
     with pytest.raises(_UsageError, match="--dist"):
         _cli(["simulate", "--loss", "(u*x)^2", "--params", "u", "--data", "x", "--theta0", "1", "--lr", "0.1",
@@ -691,7 +697,7 @@ def test_cli_usage_errors():
 
 def test_plot_charges_writes_a_figure(tmp_path):
     pytest.importorskip("matplotlib")
-    from noether_sym._plot import plot_charges
+    from noether_sym.report._plot import plot_charges
 
     res = _sim(record=["charges"], generators=[np.diag([1.0, -1, -1, -1])], every=2, steps=20, replicas=4)
     fig = plot_charges(res, predicted=[3.0], path=tmp_path / "c.png")

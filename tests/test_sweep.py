@@ -23,8 +23,8 @@ import pytest
 import sympy as sp
 
 import noether_sym as ns
-from noether_sym import _sweep
-from noether_sym.cli import main
+from noether_sym.check import _sweep, _sweep_task
+from noether_sym.cli._main import main
 
 pytest.importorskip("pyarrow")
 
@@ -152,7 +152,7 @@ def test_task_predicts_the_worked_example():
     spec = ns.SweepSpec({"loss": rescaling_loss(), "start": [2, 0.5, -0.25, 1], "lr": 0.01, "batch_size": 1,
                          "steps": 100, "replicas": 8})
     task = spec.tasks[0]
-    row = _sweep.run_task(task.config, task.seed, _sweep._portable(spec, task))
+    row = _sweep_task.run_task(task.config, task.seed, _sweep._portable(spec, task))
     assert row["pred_kind"] == ["balanced"] and row["n_generators"] == 1
     assert row["pred_lam"][0] == pytest.approx(-math.log(28) / 4, rel=1e-12)
     u2 = 4 * math.exp(2 * row["pred_lam"][0])
@@ -173,9 +173,9 @@ def test_task_predicts_the_worked_example():
 def test_time_to_equilibrium():
     times = np.arange(6) * 10
     C = np.array([[10.0], [5.0], [0.5], [2.0], [0.9], [1.0]])
-    assert _sweep._time_to_equilibrium(times, C, np.array([0.0])) == 40.0  # within 10 % from t = 40 on
-    assert math.isnan(_sweep._time_to_equilibrium(times, C, np.array([-5.0])))  # never within 10 %
-    assert _sweep._time_to_equilibrium(times, np.zeros((6, 1)), np.array([0.0])) == 0.0
+    assert _sweep_task._time_to_equilibrium(times, C, np.array([0.0])) == 40.0  # within 10 % from t = 40 on
+    assert math.isnan(_sweep_task._time_to_equilibrium(times, C, np.array([-5.0])))  # never within 10 %
+    assert _sweep_task._time_to_equilibrium(times, np.zeros((6, 1)), np.array([0.0])) == 0.0
 
 
 # ------------------------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path, monkeypatch)
     spec = {**BASE, "grid": {"lr": [0.01, 0.02, 0.03], "batch_size": [1, 2]}}
     reference = ns.sweep(spec, out=tmp_path / "ref", scheduler="serial")
     calls = []
-    real = _sweep.run_task
+    real = _sweep_task.run_task
 
     def crashing(config, seed, loss_bytes=None):
         if len(calls) == 3:
@@ -243,7 +243,7 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path, monkeypatch)
         calls.append(seed)
         return real(config, seed, loss_bytes)
 
-    monkeypatch.setattr(_sweep, "run_task", crashing)
+    monkeypatch.setattr(_sweep_task, "run_task", crashing)
     out = tmp_path / "run"
     with pytest.raises(KeyboardInterrupt):
         ns.sweep(spec, out=out, scheduler="serial")
@@ -254,7 +254,7 @@ def test_resume_after_interrupt_loses_and_repeats_nothing(tmp_path, monkeypatch)
     mtimes = {p.name: p.stat().st_mtime_ns for p in shards}
 
     calls.clear()
-    monkeypatch.setattr(_sweep, "run_task", lambda c, s, b=None: (calls.append(s), real(c, s, b))[1])
+    monkeypatch.setattr(_sweep_task, "run_task", lambda c, s, b=None: (calls.append(s), real(c, s, b))[1])
     done = ns.sweep(spec, out=out, scheduler="serial")
     assert done.ran == 3 and len(calls) == 3  # only the unfinished tasks ran
     assert set(calls).isdisjoint(partial.column("seed"))

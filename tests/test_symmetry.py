@@ -17,7 +17,6 @@ from scipy.linalg import expm
 
 import noether_sym as ns
 
-
 # ------------------------------------------------------------------------------------------
 # independent references
 # ------------------------------------------------------------------------------------------
@@ -335,7 +334,7 @@ def test_larger_linear_network_count_and_sparse_generators():
     for B in sym.generators[::11]:
         assert ns.confirm_generator(loss, B)[0]
     # the simulator's charges observable takes them without a dense float copy
-    from noether_sym._simulate import _as_generators
+    from noether_sym.simulate._observables import _as_generators
 
     gens = _as_generators(sym.generators, loss.n)
     th = np.random.default_rng(0).standard_normal((3, loss.n))
@@ -353,15 +352,15 @@ def test_large_linear_network_counts(dims):
 
 
 def test_structured_route_refuses_problems_beyond_its_memory_budget(monkeypatch):
-    from noether_sym import _symmetry
+    from noether_sym.symmetry import _structured
 
-    monkeypatch.setattr(_symmetry, "STRUCTURED_MAX_BYTES", 1000)
+    monkeypatch.setattr(_structured, "STRUCTURED_MAX_BYTES", 1000)
     with pytest.raises(ns.UnsupportedExpressionError, match="structured route would need"):
         ns.find_symmetries(ns.families.linear_net([3, 4, 3]), route="structured")
 
 
 def test_inertia_fast_paths_match_eigenvalues():
-    from noether_sym._charges import inertia_of
+    from noether_sym.symmetry._charges import inertia_of
 
     rng = np.random.default_rng(5)
     for _ in range(60):

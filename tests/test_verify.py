@@ -9,8 +9,8 @@ import math
 import pytest
 
 import noether_sym as ns
-from noether_sym import _verify
-from noether_sym.cli import main
+from noether_sym.check import _verify
+from noether_sym.cli._main import main
 
 
 def test_verify_json_follows_the_contract(capsys):

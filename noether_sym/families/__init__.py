@@ -27,33 +27,70 @@ from typing import Any
 
 import sympy as sp
 
-from ._catalog import CATALOG as CATALOG, Family as Family, build as build, get as get, names as names, register as register
-from ._diagonal import diagonal_net as diagonal_net, diagonal_start as diagonal_start
+from .._errors import InvalidArgumentError
+from ._catalog import CATALOG as CATALOG
+from ._catalog import Family as Family
+from ._catalog import build as build
+from ._catalog import get as get
+from ._catalog import names as names
+from ._catalog import register as register
+from ._diagonal import diagonal_net as diagonal_net
+from ._diagonal import diagonal_start as diagonal_start
 from ._linear import (
     deep_linear as deep_linear,
+)
+from ._linear import (
     linear_start as linear_start,
+)
+from ._linear import (
     matrix_factorization as matrix_factorization,
+)
+from ._linear import (
     teacher_model as teacher_model,
 )
 from ._networks import (
     ACTIVATIONS as ACTIVATIONS,
+)
+from ._networks import (
     gaussian_teacher as gaussian_teacher,
+)
+from ._networks import (
     leaky_relu_net as leaky_relu_net,
+)
+from ._networks import (
     linear_net as linear_net,
+)
+from ._networks import (
     mlp as mlp,
+)
+from ._networks import (
     monomial_net as monomial_net,
+)
+from ._networks import (
     network_start as network_start,
+)
+from ._networks import (
     relu_net as relu_net,
+)
+from ._networks import (
     tanh_net as tanh_net,
+)
+from ._networks import (
     teacher_net as teacher_net,
 )
-from ._rescaling import rescaling as rescaling, rescaling_start as rescaling_start
+from ._rescaling import rescaling as rescaling
+from ._rescaling import rescaling_start as rescaling_start
 from ._scale_invariant import (
     normalized_linear as normalized_linear,
+)
+from ._scale_invariant import (
     normalized_start as normalized_start,
+)
+from ._scale_invariant import (
     scale_invariant_2d as scale_invariant_2d,
 )
-from ._softmax import softmax_classifier as softmax_classifier, softmax_start as softmax_start
+from ._softmax import softmax_classifier as softmax_classifier
+from ._softmax import softmax_start as softmax_start
 
 HALF = sp.Rational(1, 2)
 
@@ -77,7 +114,6 @@ def _gl_count(dims: Any) -> int:
 
 def _linear_net(dims: Any, bias: bool = False) -> Any:
     if bias:
-        from .._errors import InvalidArgumentError
 
         raise InvalidArgumentError("linear-net has no biases (bias=True applies to relu-net)")
     return gaussian_teacher(linear_net(dims))

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss
+from ..loss._loss import Loss
 
 __all__ = ["Family", "CATALOG", "get", "build", "names", "register"]
 

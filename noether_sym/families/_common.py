@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._data import _exact_number, gaussian_linear_teacher
 from .._errors import InvalidArgumentError
-from .._loss import Loss
+from ..data._model import _exact_number, gaussian_linear_teacher
+from ..loss._loss import Loss
 
 __all__ = ["exact", "variances", "teacher_data", "positive_int", "cycle"]
 

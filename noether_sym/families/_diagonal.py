@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._loss import Loss, vector
+from ..loss._loss import Loss, vector
 from ._common import cycle, exact, positive_int, teacher_data, variances
 
 __all__ = ["diagonal_net", "diagonal_start"]

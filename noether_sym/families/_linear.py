@@ -14,9 +14,15 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss
+from ..loss._loss import Loss
 from ._common import cycle, variances
-from ._networks import NOISE_VAR, _check_dims, _teacher_matrix, gaussian_teacher, linear_net
+from ._networks import (
+    NOISE_VAR,
+    _check_dims,
+    _teacher_matrix,
+    gaussian_teacher,
+    linear_net,
+)
 
 __all__ = ["matrix_factorization", "deep_linear", "linear_start", "teacher_model", "ANISOTROPIC_X", "ANISOTROPIC_EPS"]
 

@@ -14,10 +14,13 @@ from typing import Any, Callable
 
 import numpy as np
 import sympy as sp
+from sympy.stats import Normal
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss
-from ._matrix_grads import MatrixGradient
+from ..compile._matrix_grads import MatrixGradient
+from ..data._model import attach_data
+from ..loss._loss import Loss
+from ._common import exact, teacher_data, variances
 
 __all__ = [
     "mlp", "linear_net", "relu_net", "ACTIVATIONS", "gaussian_teacher", "leaky_relu_net", "monomial_net", "tanh_net",
@@ -150,7 +153,6 @@ def _teacher_matrix(teacher: Any, rows: int, cols: int) -> sp.Matrix:
     """The teacher V (rows x cols): given, or the rectangular identity (y = x when square)."""
     if teacher is None:
         return sp.Matrix(rows, cols, lambda i, j: 1 if i == j else 0)
-    from ._common import exact
 
     try:
         V = sp.Matrix([[exact(v, "teacher") for v in row] for row in np.asarray(teacher, dtype=object).tolist()])
@@ -175,7 +177,6 @@ def gaussian_teacher(net: Loss, Sigma_x: Any = 1, Sigma_eps: Any = NOISE_VAR, te
     >>> [str(s) for s in loss.random_symbols], type(loss.fast_grad).__name__
     (['E0', 'X0', 'X1'], 'DataMapGradient')
     """
-    from ._common import teacher_data, variances
 
     xs = [s for s in net.data_symbols if str(s).startswith("x_")]
     ys = [s for s in net.data_symbols if str(s).startswith("y_")]
@@ -228,7 +229,6 @@ def leaky_relu_net(
     >>> ns.families.leaky_relu_net([2, 3, 1]).n
     9
     """
-    from ._common import exact
 
     a = exact(slope, "slope")
     if not (0 < a < 1):
@@ -272,10 +272,7 @@ def monomial_net(
         raise InvalidArgumentError(f"target must be 'monomial' or 'linear'; got {target!r}")
     if teacher is not None:
         raise InvalidArgumentError("teacher= applies to target='linear'")
-    from sympy.stats import Normal
 
-    from .._data import attach_data
-    from ._common import variances
 
     net = mlp(dims, activation="monomial", bias=bias, option=int(p))
     xs = [s_ for s_ in net.data_symbols if str(s_).startswith("x_")]

@@ -8,7 +8,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss, vector
+from ..loss._loss import Loss, vector
 from ._common import exact, positive_int, teacher_data, variances
 
 __all__ = ["rescaling", "rescaling_start", "WORKED_SIGMA_X", "WORKED_BETA", "WORKED_NOISE_VAR"]

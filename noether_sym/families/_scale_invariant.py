@@ -14,7 +14,7 @@ import sympy as sp
 from sympy.stats import Normal
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss, vector
+from ..loss._loss import Loss, vector
 from ._common import cycle, exact, positive_int, teacher_data, variances
 from ._rescaling import WORKED_BETA
 

@@ -11,7 +11,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._loss import Loss, matrix, vector
+from ..loss._loss import Loss, matrix, vector
 from ._common import positive_int
 
 __all__ = ["softmax_classifier", "softmax_start"]

@@ -1,0 +1,1 @@
+"""check: stage package (docstring to write)."""

@@ -1,0 +1,595 @@
+"""Verify: the predicted noise equilibrium against simulated SGD, with error bars and η → 0.
+
+:func:`compare` predicts the equilibrium from the start (THEORY §5, (E16)-(E18)), runs
+SGD at η, 2η and 4η for the same continuous time t = ηk, measures each observable as a
+time average over the tail of every replica and then a mean over the replicas (standard
+error from the spread of the per-replica averages: replicas are independent, so the time
+correlation within a replica does not bias it), and extrapolates to η → 0 (Richardson).
+"""
+
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .._errors import InvalidArgumentError
+from ..loss._loss import Loss, as_loss, replace_symbols
+from ..report._plot import _figure_class
+from ..simulate._observables import _as_generators
+from ..simulate._run import simulate
+from ..symmetry._finder import find_symmetries
+from ..theory._equilibrium import noise_equilibrium
+from ..theory._joint import joint_equilibrium
+
+__all__ = ['richardson', 'Run', 'Comparison', 'compare', 'richardson_fn']
+
+
+#: Richardson weights over (η, 2η, 4η): "linear" is the least-squares line m = m₀ + aη
+#: through the three points (removes the O(η) bias); "quadratic" the exact parabola
+#: m₀ + aη + bη² (removes O(η²) too, at about 3x the statistical error).
+_WEIGHTS = {
+    "linear": np.array([1.0, 0.5, -0.5]),
+    "quadratic": np.array([8.0, -6.0, 1.0]) / 3.0,
+    "two-point": np.array([2.0, -1.0]),  # (η, 2η) only: when 4η is past the stability edge
+}
+
+
+def richardson(values: Sequence[Any], sems: Sequence[Any] | None = None, *, order: str = "linear") -> tuple[np.ndarray, np.ndarray | None]:
+    """Extrapolate measurements at (η, 2η, 4η) to η → 0.
+
+    Parameters
+    ----------
+    values
+        The three measurements m(η), m(2η), m(4η) (numbers or equal-shape arrays).
+    sems
+        Their standard errors (independent runs), or None.
+    order
+        ``"linear"``: least-squares fit m₀ + aη (m₀ = m₁ + m₂/2 − m₄/2);
+        ``"quadratic"``: exact fit m₀ + aη + bη² (m₀ = (8m₁ − 6m₂ + m₄)/3);
+        ``"two-point"``: (η, 2η) only, m₀ = 2m₁ − m₂.
+
+    Returns
+    -------
+    (estimate, standard error or None)
+
+    Examples
+    --------
+    A quantity with bias 0.3η - η² is recovered exactly by the quadratic rule:
+
+    >>> import numpy as np
+    >>> eta = 0.01
+    >>> m = [1 + 0.3 * h - h**2 for h in (eta, 2 * eta, 4 * eta)]
+    >>> round(float(richardson(m, order="quadratic")[0]), 12)
+    1.0
+    >>> round(float(richardson(m)[0]), 6)     # the linear rule leaves O(η²)
+    1.0005
+    """
+    if order not in _WEIGHTS:
+        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS)}; got {order!r}")
+    v = np.asarray(values, dtype=float)
+    k = len(_WEIGHTS[order])
+    if v.shape[:1] != (k,):
+        raise InvalidArgumentError(
+            f"richardson ({order}) needs {k} measurements ({', '.join(['η', '2η', '4η'][:k])}); got shape {v.shape}"
+        )
+    w = _WEIGHTS[order].reshape((k,) + (1,) * (v.ndim - 1))
+    est = np.sum(w * v, axis=0)
+    if sems is None:
+        return est, None
+    s = np.asarray(sems, dtype=float)
+    return est, np.sqrt(np.sum((w * s) ** 2, axis=0))
+
+
+@dataclass
+class Run:
+    """One simulation of a comparison (one learning rate).
+
+    ``value``/``sem``: tail time average, mean ± standard error over surviving replicas;
+    ``times``/``mean``/``spread``: the trajectory (per record: mean and standard deviation
+    over replicas) for figures. ``drift``/``drift_sem``: the second half of the tail window
+    minus the first half (mean ± s.e. over replicas): near 0 when the tail is stationary.
+    """
+
+    lr: float
+    steps: int
+    value: np.ndarray
+    sem: np.ndarray
+    replicas: int
+    n_diverged: int
+    seconds: float
+    times: np.ndarray
+    mean: np.ndarray
+    spread: np.ndarray
+    drift: np.ndarray | None = None
+    drift_sem: np.ndarray | None = None
+    outliers: int = 0
+
+
+@dataclass
+class Comparison:
+    """Predicted against measured, per observable (result of :func:`compare`).
+
+    Attributes
+    ----------
+    names
+        Observable names.
+    predicted
+        The prediction at the equilibrium θ* (η → 0 limit of the theory), ``(k,)``.
+    theta_star
+        θ* in ``loss.params`` order (None when the prediction was given as values).
+    runs
+        One :class:`Run` per learning rate (η, then 2η and 4η with Richardson).
+    richardson, richardson_sem
+        The η → 0 estimate (``order``) and its standard error, or None.
+    order
+        The Richardson rule used (``"linear"``, ``"quadratic"``, ``"two-point"``, or
+        ``"none"`` when ``order="auto"`` found no clean runs to extrapolate).
+    prediction
+        How the prediction was made (e.g. ``"noise_equilibrium (E17)"``).
+    """
+
+    names: list[str]
+    predicted: np.ndarray
+    theta_star: np.ndarray | None
+    runs: list[Run]
+    richardson: np.ndarray | None
+    richardson_sem: np.ndarray | None
+    order: str
+    prediction: str
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What makes the numbers less trustworthy: diverged replicas (excluded), outlying
+        replicas (included; more than 20 median absolute deviations from the median: the
+        learning rate is near the stability edge), non-stationary tails."""
+        out = []
+        for r in self.runs:
+            if r.n_diverged:
+                out.append(f"η={r.lr:g}: {r.n_diverged} of {r.replicas} replicas diverged (excluded)")
+            if r.outliers:
+                out.append(f"η={r.lr:g}: {r.outliers} outlying replica(s) (near the stability edge: lower lr)")
+        if not self.stationary():
+            out.append("a tail still drifts (not stationary): run longer")
+        return out
+
+    @property
+    def measured(self) -> np.ndarray:
+        """The measurement at the base learning rate η."""
+        return self.runs[0].value
+
+    @property
+    def sem(self) -> np.ndarray:
+        return self.runs[0].sem
+
+    def stationary(self, z: float = 4.0) -> bool:
+        """Whether every run's tail looks stationary: |drift| ≤ z · s.e. of the drift for
+        every observable (a run still moving toward the equilibrium fails this)."""
+        return all(r.drift is None or bool(np.all(np.abs(r.drift) <= z * r.drift_sem)) for r in self.runs)
+
+    def relative_error(self, which: str = "measured") -> np.ndarray:
+        """|estimate − predicted| / |predicted| per observable (``which``: measured | richardson)."""
+        est = self._estimate(which)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.abs(est - self.predicted) / np.abs(self.predicted)
+
+    def _estimate(self, which: str) -> np.ndarray:
+        if which == "measured":
+            return self.measured
+        if which == "richardson":
+            if self.richardson is None:
+                raise InvalidArgumentError("this comparison ran one learning rate only (richardson=False)")
+            return self.richardson
+        raise InvalidArgumentError(f"which must be 'measured' or 'richardson'; got {which!r}")
+
+    def within(self, rtol: float, which: str = "measured", *, atol: float = 0.0) -> bool:
+        """Whether every observable is within ``atol + rtol·|predicted|`` of the prediction."""
+        est = self._estimate(which)
+        return bool(np.all(np.abs(est - self.predicted) <= atol + rtol * np.abs(self.predicted)))
+
+    def table(self) -> str:
+        """A plain-text table: predicted, measured ± s.e. at each η, Richardson ± s.e."""
+        head = ["observable", "predicted"] + [f"η={r.lr:g}" for r in self.runs]
+        if self.richardson is not None:
+            head.append(f"η→0 ({self.order})")
+        rows = [head]
+        for i, nm in enumerate(self.names):
+            row = [nm, f"{self.predicted[i]:.6g}"] + [f"{r.value[i]:.6g} ± {r.sem[i]:.2g}" for r in self.runs]
+            if self.richardson is not None:
+                row.append(f"{self.richardson[i]:.6g} ± {self.richardson_sem[i]:.2g}")
+            rows.append(row)
+        widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (trajectories omitted)."""
+        def fl(a: Any) -> Any:
+            return None if a is None else [float(v) for v in np.ravel(a)]
+
+        return {
+            "names": list(self.names),
+            "predicted": fl(self.predicted),
+            "theta_star": fl(self.theta_star),
+            "prediction": self.prediction,
+            "runs": [
+                {"lr": r.lr, "steps": r.steps, "value": fl(r.value), "sem": fl(r.sem), "replicas": r.replicas,
+                 "n_diverged": r.n_diverged, "seconds": r.seconds, "drift": fl(r.drift), "drift_sem": fl(r.drift_sem)}
+                for r in self.runs
+            ],
+            "richardson": fl(self.richardson),
+            "richardson_sem": fl(self.richardson_sem),
+            "order": self.order,
+            "stationary": self.stationary(),
+            "warnings": self.warnings,
+            "relative_error": fl(self.relative_error("measured")),
+            "relative_error_richardson": None if self.richardson is None else fl(self.relative_error("richardson")),
+            "settings": dict(self.settings),
+        }
+
+    def plot(self, path: str | os.PathLike | None = None, *, max_curves: int = 6, title: str | None = None) -> Any:
+        """Trajectories (mean ± sd over replicas, against t = ηk) with the predicted level,
+        and the measured values against η with the η → 0 extrapolation.
+
+        Returns the matplotlib Figure (written to ``path`` when given).
+        """
+
+        Figure, Canvas = _figure_class()
+        fig = Figure(figsize=(10.0, 4.0))
+        Canvas(fig)
+        ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+        k = min(len(self.names), max_curves)
+        colors = [f"C{i}" for i in range(k)]
+        for j, r in enumerate(self.runs):
+            t = r.times * r.lr**2  # the charges move at rate η²/S per step (E12): equal η²k, equal progress
+            for i in range(k):
+                ls = ["-", "--", ":"][j % 3]
+                ax.plot(t, r.mean[:, i], color=colors[i], ls=ls, lw=1.3,
+                        label=f"{self.names[i]}, η={r.lr:g}" if (j == 0 or i == 0) else None)
+                if j == 0:
+                    ax.fill_between(t, r.mean[:, i] - r.spread[:, i], r.mean[:, i] + r.spread[:, i],
+                                    color=colors[i], alpha=0.15, lw=0)
+        for i in range(k):
+            ax.axhline(self.predicted[i], color=colors[i], ls="-.", lw=1.0, alpha=0.9)
+        # y range from the base run and the predictions (a run near its stability edge
+        # must not squash the picture)
+        base = self.runs[0]
+        lo = np.nanmin(np.concatenate([(base.mean - base.spread)[:, :k].ravel(), self.predicted[:k]]))
+        hi = np.nanmax(np.concatenate([(base.mean + base.spread)[:, :k].ravel(), self.predicted[:k]]))
+        pad = 0.1 * (hi - lo) + 1e-12
+        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_xlabel("η² · step (charge time, E12)")
+        ax.set_ylabel("observable")
+        ax.set_title("trajectories: mean ± sd over replicas; dash-dot: predicted", fontsize=9)
+        ax.legend(fontsize=7, loc="best")
+        ax.grid(alpha=0.3)
+        etas = np.array([r.lr for r in self.runs])
+        for i in range(k):
+            vals = np.array([r.value[i] for r in self.runs])
+            errs = np.array([r.sem[i] for r in self.runs])
+            bx.errorbar(etas, vals, yerr=errs, fmt="o", color=colors[i], capsize=3, label=self.names[i])
+            if self.richardson is not None:
+                bx.errorbar([0.0], [self.richardson[i]], yerr=[self.richardson_sem[i]], fmt="s", color=colors[i],
+                            mfc="none", capsize=3)
+            bx.axhline(self.predicted[i], color=colors[i], ls="-.", lw=1.0)
+        bx.set_xlim(left=-0.05 * etas.max())
+        vals_all = np.concatenate([[r.value[i] for r in self.runs[:2]] for i in range(k)] + [self.predicted[:k]])
+        lo, hi = float(np.nanmin(vals_all)), float(np.nanmax(vals_all))
+        pad = 0.25 * (hi - lo) + 0.05 * max(abs(lo), abs(hi)) + 1e-12
+        bx.set_ylim(lo - pad, hi + pad)
+        bx.set_xlabel("learning rate η (open square: Richardson η → 0)")
+        bx.set_ylabel("tail average ± s.e.")
+        bx.set_title("measured vs η; dash-dot: predicted", fontsize=9)
+        bx.grid(alpha=0.3)
+        bx.legend(fontsize=7, loc="best")
+        if title:
+            fig.suptitle(title, fontsize=10)
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(os.fspath(path), dpi=120)
+        return fig
+
+
+# ------------------------------------------------------------------------------------------
+# observables and predictions
+# ------------------------------------------------------------------------------------------
+
+
+def _observable_functions(loss: Loss, observables: Any, gens: list[np.ndarray] | None) -> tuple[list[str], Callable[[np.ndarray], np.ndarray]]:
+    """Names and a batched function θ (..., n) -> (..., k)."""
+    if observables is None:
+        if not gens:
+            raise InvalidArgumentError(
+                "this loss has no symmetry generator, so there is no charge to compare; pass observables="
+            )
+        G = np.stack(gens)  # (k, n, n)
+        return [f"C_{i + 1}" for i in range(len(gens))], lambda T: np.einsum("...i,kij,...j->...k", T, G, T)
+    if not isinstance(observables, Mapping) or not observables:
+        raise InvalidArgumentError(
+            "observables must be a non-empty dict {name: sympy expression in the parameters, or a "
+            "function θ-array (..., n) -> (...) or (..., k)}"
+        )
+    names: list[str] = []
+    funcs: list[tuple[Callable[[np.ndarray], np.ndarray], int]] = []
+    symbols = [loss.theta[i] for i in range(loss.n)]
+    for name, ob in observables.items():
+        if isinstance(ob, sp.Basic):
+            expr = _in_theta(loss, ob)
+            f = sp.lambdify(symbols, expr, modules="numpy", cse=True)
+
+            def one(T: np.ndarray, f: Any = f) -> np.ndarray:
+                out = np.asarray(f(*np.moveaxis(T, -1, 0)), dtype=float)
+                return np.broadcast_to(out, T.shape[:-1])
+
+            names.append(str(name))
+            funcs.append((one, 0))
+        elif callable(ob):
+            probe = np.asarray(ob(np.zeros((1, loss.n)) + 0.5), dtype=float)
+            k = 0 if probe.ndim == 1 else probe.shape[-1]
+            names.extend([str(name)] if k == 0 else [f"{name}[{j}]" for j in range(k)])
+            funcs.append((ob, k))
+        else:
+            raise InvalidArgumentError(
+                f"observable {name!r} must be a sympy expression in the parameters or a callable; got {type(ob).__name__}"
+            )
+
+    def evaluate(T: np.ndarray) -> np.ndarray:
+        parts = []
+        for f, k in funcs:
+            v = np.asarray(f(T), dtype=float)
+            parts.append(v[..., None] if k == 0 else v)
+        return np.concatenate(parts, axis=-1)
+
+    return names, evaluate
+
+
+def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
+    """``expr`` (in the user's parameter symbols) rewritten in the loss's θ symbols."""
+
+    params = list(loss.params)
+    rep = {p: loss.theta[i] for i, p in enumerate(params)}
+    out = replace_symbols(expr, rep)  # expr is a sympy object (checked by the caller): never text
+    extra = out.free_symbols - set(loss.theta[i] for i in range(loss.n))
+    if extra:
+        raise InvalidArgumentError(
+            f"observable uses symbol(s) {', '.join(sorted(map(str, extra)))} that are not parameters of the loss"
+        )
+    return out
+
+
+def _predict(loss: Loss, gens: list[sp.Matrix], theta0: np.ndarray, *, weight_decay: float, lr: float,
+             batch_size: int, values: Any, discrete: bool) -> tuple[np.ndarray, str]:
+    """θ* from the start: one generator -> (E17)/(E18); commuting ones -> the joint equilibrium."""
+
+    if not gens:
+        raise InvalidArgumentError("no symmetry generator: nothing to predict; pass predicted=")
+    if len(gens) == 1:
+        eq = noise_equilibrium(loss, gens[0], list(theta0), batch_size=batch_size, weight_decay=weight_decay,
+                               lr=lr if weight_decay > 0 or discrete else None, discrete=discrete, values=values)
+        if not np.all(np.isfinite(eq.theta)):
+            raise InvalidArgumentError(
+                f"the equilibrium along this generator is {eq.kind} (λ* = {eq.lam}): no finite prediction. "
+                "A semidefinite generator needs weight decay (E18)."
+            )
+        return np.asarray(eq.theta, dtype=float), f"noise_equilibrium ({eq.kind}, {eq.method})"
+    if weight_decay > 0:
+        raise InvalidArgumentError(
+            "with weight decay and several generators give predicted= (e.g. from ns.noise_equilibrium per generator)"
+        )
+    An = [np.array(A.tolist(), dtype=float) for A in gens]
+    for i in range(len(An)):
+        for j in range(i):
+            if np.abs(An[i] @ An[j] - An[j] @ An[i]).max() > 1e-12:
+                raise InvalidArgumentError(
+                    "the generators do not commute, so the joint equilibrium is a matrix problem: pass predicted= "
+                    "(for a two-layer linear net, ns.two_layer_equilibrium (E21))"
+                )
+    je = joint_equilibrium(loss, gens, list(theta0), values=values)
+    if je.kind != "balanced":
+        raise InvalidArgumentError(f"the joint equilibrium is {je.kind}: no finite prediction")
+    return np.asarray(je.theta, dtype=float), "joint_equilibrium (commuting generators)"
+
+
+# ------------------------------------------------------------------------------------------
+# compare
+# ------------------------------------------------------------------------------------------
+
+
+def compare(
+    loss: Loss,
+    theta0: Any,
+    *,
+    lr: float,
+    batch_size: int,
+    steps: int,
+    replicas: int,
+    generators: Any = None,
+    observables: Mapping[str, Any] | None = None,
+    predicted: Any = None,
+    weight_decay: float = 0.0,
+    tail: float = 0.25,
+    richardson: bool = True,
+    order: str = "quadratic",
+    records: int = 200,
+    discrete: bool = False,
+    seed: int = 0,
+    progress: bool = False,
+    values: Mapping | None = None,
+    **simulate_options: Any,
+) -> Comparison:
+    """Predict the noise equilibrium from ``theta0`` and measure it with SGD (THEORY §5, §9).
+
+    Runs :func:`~noether_sym.simulate` at η = ``lr`` for ``steps`` steps and, when
+    ``richardson``, at 2η and 4η for ``steps/4`` and ``steps/16``: the charges move at the
+    rate (η/S)·Tr[AΣ] per unit of t = ηk (E12), i.e. η²/S per step, so equal η²k is equal
+    progress along the orbit. Each observable is averaged over the last ``tail`` fraction of the records
+    of every replica; the measurement is the mean of those averages over the replicas that
+    did not diverge, with the standard error of that mean.
+
+    Parameters
+    ----------
+    loss, theta0
+        The Loss (with a data model) and one start (mapping or sequence in params order).
+    lr, batch_size, steps, replicas
+        The base run (see :func:`~noether_sym.simulate`).
+    generators
+        Symmetric generators (default: ``find_symmetries(loss).generators``); they define the
+        default observables (the charges θᵀA_iθ) and the prediction.
+    observables
+        ``{name: sympy expression in the parameters | function θ (..., n) -> (...) or (..., k)}``;
+        default: the charges.
+    predicted
+        Override the prediction: θ* (a sequence of n numbers, or an object with a ``theta``
+        attribute) or the predicted values of the observables (a mapping name -> value).
+        Default: :func:`~noether_sym.noise_equilibrium` for one generator (with
+        ``weight_decay`` (E18)), :func:`~noether_sym.joint_equilibrium` for commuting ones.
+    weight_decay
+        γ of the runs (and of the prediction).
+    tail
+        Fraction of the run (at the end) that is averaged, in (0, 1].
+    richardson, order
+        Also run 2η and 4η (2η only for ``order="two-point"``) and extrapolate to η → 0
+        (:func:`richardson`). ``order="auto"``: "linear" when every run is clean (no
+        diverged or outlying replica), "two-point" when the 4η run is not, no extrapolation
+        (``richardson`` None, order "none") when the 2η run is not either.
+    records
+        Records per run (the stride is the run's steps // records).
+    discrete
+        Predict with the discrete-time drift (E11) instead of (E12).
+    seed
+        Seed; each run gets its own stream from ``SeedSequence(seed).spawn``.
+    **simulate_options
+        Passed to :func:`~noether_sym.simulate` (``momentum``, ``schedule``, ``sampler``...).
+
+    Returns
+    -------
+    Comparison
+
+    Examples
+    --------
+    The rescaling loss ℓ = (u w x − (x + ε))², ε ~ N(0, 1/4): balance at u² = w² (E17),
+    so the charge u² − w² goes to 0 from u = 2, w = 1/2:
+
+    >>> import sympy as sp, noether_sym as ns
+    >>> from sympy.stats import Normal
+    >>> u, w = sp.symbols("u w")
+    >>> x, e = Normal("x", 0, 1), Normal("e", 0, sp.Rational(1, 2))
+    >>> loss = ns.Loss((u * w * x - (x + e)) ** 2, [u, w])
+    >>> cmp = ns.compare(loss, [2, 0.5], lr=0.05, batch_size=1, steps=4000, replicas=64,
+    ...                  richardson=False)
+    >>> float(cmp.predicted[0])
+    0.0
+    >>> bool(abs(cmp.measured[0]) < 5 * cmp.sem[0] + 0.05)
+    True
+    """
+
+    loss = as_loss(loss)
+    for name, v, lo in (("tail", tail, 0.0),):
+        if not isinstance(v, (int, float)) or not (lo < float(v) <= 1.0):
+            raise InvalidArgumentError(f"{name} must be in (0, 1]; got {v!r}")
+    if not isinstance(records, (int, np.integer)) or records < 2:
+        raise InvalidArgumentError(f"records must be an integer ≥ 2; got {records!r}")
+    if not isinstance(steps, (int, np.integer)) or steps < (16 * records if richardson else records):
+        raise InvalidArgumentError(
+            f"steps must be an integer ≥ {16 * records if richardson else records} (records per run × "
+            f"{16 if richardson else 1}: the 4η run has steps/16); got {steps!r}"
+        )
+    th0 = np.asarray(loss.theta_vector(theta0, what="theta0"), dtype=float).ravel()
+    if generators is None:
+        gens = list(find_symmetries(loss, seed=seed).generators)
+    else:
+
+        _as_generators(generators, loss.n)  # validates shape/symmetry
+        gens = [sp.Matrix(A) if not isinstance(A, sp.MatrixBase) else A for A in
+                (generators.generators if hasattr(generators, "generators") else
+                 [generators] if np.ndim(np.asarray(generators, dtype=object)) == 2 else generators)]
+    gens_f = [np.array(A.tolist(), dtype=float) for A in gens]
+    names, evaluate = _observable_functions(loss, observables, gens_f if observables is None else None)
+
+    theta_star: np.ndarray | None = None
+    if predicted is None:
+        theta_star, how = _predict(loss, gens, th0, weight_decay=float(weight_decay), lr=float(lr),
+                                   batch_size=batch_size, values=values, discrete=discrete)
+        pred = evaluate(theta_star)
+    elif isinstance(predicted, Mapping):
+        missing = [nm for nm in names if nm not in predicted]
+        if missing:
+            raise InvalidArgumentError(f"predicted lacks value(s) for {missing}; observables are {names}")
+        pred = np.array([float(predicted[nm]) for nm in names])
+        how = "given values"
+    else:
+        raw = getattr(predicted, "theta", predicted)
+        theta_star = np.asarray(raw, dtype=float).ravel()
+        if theta_star.shape != (loss.n,):
+            raise InvalidArgumentError(f"predicted θ* must have {loss.n} entries (params order); got {theta_star.shape}")
+        pred = evaluate(theta_star)
+        how = f"given θ* ({type(predicted).__name__})"
+
+    if order not in _WEIGHTS and order != "auto":
+        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS) + ['auto']}; got {order!r}")
+    lrs = [float(lr) * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
+    seeds = np.random.SeedSequence(seed).spawn(len(lrs))
+    runs: list[Run] = []
+    record = ["charges"] if observables is None else ["theta"]
+    for j, (eta, ss) in enumerate(zip(lrs, seeds)):
+        st = int(steps) // 4**j
+        every = max(1, st // records)
+        res = simulate(
+            loss, th0, lr=eta, batch_size=batch_size, steps=st, replicas=replicas, weight_decay=weight_decay,
+            record=record, every=every, seed=int(ss.generate_state(1)[0]), progress=progress,
+            generators=gens if observables is None else None, values=values, **simulate_options,
+        )
+        data = res[record[0]]
+        with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: NaN, excluded below
+            vals = data if observables is None else evaluate(data)  # (records, R, k)
+        if vals.ndim == 2:
+            vals = vals[:, :, None]
+        t = np.asarray(res.times)
+        sel = t >= (1.0 - float(tail)) * st
+        alive = ~res.diverged
+        if alive.sum() < 2:
+            raise InvalidArgumentError(
+                f"at η = {eta:g} only {int(alive.sum())} of {replicas} replicas survived: lower lr or use richardson=False"
+            )
+        tail_vals = vals[sel][:, alive]  # (records in the tail, R_alive, k)
+        per_rep = tail_vals.mean(axis=0)  # (R_alive, k)
+        value = per_rep.mean(axis=0)
+        sem = per_rep.std(axis=0, ddof=1) / math.sqrt(per_rep.shape[0])
+        h = tail_vals.shape[0] // 2
+        if h >= 1:
+            dd = tail_vals[-h:].mean(axis=0) - tail_vals[:h].mean(axis=0)
+            drift, drift_sem = dd.mean(axis=0), dd.std(axis=0, ddof=1) / math.sqrt(dd.shape[0])
+        else:  # pragma: no cover - records ≥ 2 keeps h ≥ 1 unless tail is tiny
+            drift = drift_sem = None
+        med = np.median(per_rep, axis=0)
+        mad = np.median(np.abs(per_rep - med), axis=0)
+        outliers = int(np.count_nonzero(np.any(np.abs(per_rep - med) > 20 * np.maximum(mad, 1e-300), axis=1)))
+        v_alive = vals[:, alive]
+        runs.append(Run(eta, st, value, sem, int(replicas), res.n_diverged, res.seconds, t,
+                        v_alive.mean(axis=1), v_alive.std(axis=1), drift, drift_sem, outliers))
+    rich = rich_sem = None
+    if richardson and order == "auto":
+        # use only runs without diverged or outlying replicas: (η, 2η, 4η) linear, else
+        # (η, 2η), else no extrapolation (the table says why)
+        clean = [not (r.n_diverged or r.outliers) for r in runs]
+        order = "linear" if all(clean) else "two-point" if clean[0] and clean[1] else "none"
+    if richardson and order != "none":
+        k = len(_WEIGHTS[order])
+        rich, rich_sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
+    return Comparison(
+        names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
+        richardson=rich, richardson_sem=rich_sem, order=order, prediction=how,
+        settings={"loss": loss.name, "lr": float(lr), "batch_size": int(batch_size), "steps": int(steps),
+                  "replicas": int(replicas), "weight_decay": float(weight_decay), "tail": float(tail),
+                  "seed": seed},
+    )
+
+
+richardson_fn = richardson

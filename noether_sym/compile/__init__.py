@@ -1,0 +1,1 @@
+"""compile: stage package (docstring to write)."""

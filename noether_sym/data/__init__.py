@@ -1,0 +1,1 @@
+"""data: stage package (docstring to write)."""

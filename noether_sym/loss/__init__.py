@@ -1,0 +1,1 @@
+"""loss: stage package (docstring to write)."""

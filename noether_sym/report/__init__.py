@@ -1,0 +1,1 @@
+"""report: stage package (docstring to write)."""

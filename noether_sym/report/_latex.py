@@ -1,0 +1,130 @@
+"""Report: LaTeX for every derived object (symmetries, charges, drift laws, equilibria, sharpness).
+
+``to_latex(obj, symbol_names=None)`` dispatches on the object: a SymPy expression or matrix,
+:class:`~noether_sym.Symmetries`, :class:`~noether_sym.ChargeDynamics`,
+:class:`~noether_sym.Equilibrium`, :class:`~noether_sym.Sharpness`,
+:class:`~noether_sym.JointEquilibrium`, :class:`~noether_sym.TwoLayerEquilibrium` (each
+gives an ``align*`` block, ready to paste into a document) or a
+:class:`~noether_sym.Derivation` (a complete document). ``symbol_names`` maps symbols (or
+their names) to the LaTeX to print for them, e.g. ``{u: r"\\alpha", "w": r"\\beta"}``.
+Default names turn ``W1_0_2`` into ``W^{(1)}_{0 2}`` and ``b2_1`` into ``b^{(2)}_{1}``.
+Numbers print as exact fractions; floats with ``digits`` significant digits.
+"""
+
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sympy as sp
+
+from .._errors import InvalidArgumentError
+from .._printing import (
+    _check_names,
+    _escape,
+    _latex,
+    _num,
+    _rhs,
+)
+from ..symmetry._result import symmetries_latex
+from ..theory._dynamics import dynamics_latex
+from ..theory._equilibrium import equilibrium_latex
+from ..theory._joint import joint_latex
+from ..theory._sharpness import sharpness_latex
+from ..theory._two_layer import two_layer_latex
+
+__all__ = ['to_latex', 'symmetries_latex', 'dynamics_latex', 'equilibrium_latex', 'sharpness_latex', 'joint_latex', 'two_layer_latex', 'document', 'derivation_document']
+
+
+
+def to_latex(obj: Any, names: Mapping[Any, str] | None = None, *, symbol_names: Mapping[Any, str] | None = None) -> str:
+    """LaTeX of a SymPy object or of a noether_sym result.
+
+    Parameters
+    ----------
+    obj
+        A SymPy expression or matrix, a number, or a ``Symmetries``, ``ChargeDynamics``,
+        ``Equilibrium``, ``Sharpness``, ``JointEquilibrium``, ``TwoLayerEquilibrium``
+        (an ``align*`` block) or ``Derivation`` (a complete document).
+    symbol_names
+        Map from symbols (or their names) to LaTeX, e.g. ``{u: r"\\alpha"}``. ``names`` is
+        the same map given positionally.
+
+    Examples
+    --------
+    >>> import sympy as sp, noether_sym as ns
+    >>> ns.to_latex(sp.Symbol("W1_0_2") ** 2 - sp.Symbol("b2_1"))
+    '\\\\left(W^{(1)}_{0 2}\\\\right)^{2} - b^{(2)}_{1}'
+    >>> u, w = sp.symbols("u w")
+    >>> ns.to_latex(u**2 - w**2, symbol_names={u: r"\\alpha", "w": r"\\beta"})
+    '\\\\alpha^{2} - \\\\beta^{2}'
+    """
+
+    if names is not None and symbol_names is not None:
+        raise InvalidArgumentError("give the symbol names once: either positionally (names) or as symbol_names=")
+    nm = _check_names(symbol_names if symbol_names is not None else names)
+    render = getattr(obj, "_latex_", None)
+    if callable(render):  # every result object renders itself (one method per class)
+        return render(nm)
+    if isinstance(obj, (sp.Basic, sp.MatrixBase, int, float)):
+        return _latex(obj, nm)
+    raise InvalidArgumentError(
+        f"no LaTeX export for {type(obj).__name__}: give a SymPy expression or a noether_sym result "
+        "(Symmetries, ChargeDynamics, Equilibrium, Sharpness, JointEquilibrium, TwoLayerEquilibrium, Derivation)"
+    )
+
+
+_PREAMBLE = r"""\documentclass[11pt]{article}
+\usepackage{amsmath,amssymb}
+\usepackage[margin=2.2cm]{geometry}
+\allowdisplaybreaks
+\begin{document}
+"""
+
+
+def document(body: str, title: str | None = None) -> str:
+    """Wrap LaTeX ``body`` (e.g. from :func:`to_latex`) into a complete document.
+
+    Examples
+    --------
+    >>> from noether_sym.report._latex import document
+    >>> document("$x$").splitlines()[0]
+    '\\\\documentclass[11pt]{article}'
+    """
+    head = f"\\section*{{{_escape(title)}}}\n\n" if title else ""
+    return _PREAMBLE + "\n" + head + body + "\n\n\\end{document}\n"
+
+
+def derivation_document(d: Any, names: Mapping[Any, str] | None = None) -> str:
+    """A complete LaTeX document for a Derivation: loss, symmetries and charges, the laws of
+    every charge, and at the point θ the equilibria and sharpness of each generator."""
+    names = _check_names(names)
+    parts = [_PREAMBLE, f"\\section*{{Derivation: {_escape(d.loss.name)}}}"]
+    parts.append(f"Per-sample loss:\n\\begin{{align*}}\n\\ell(\\theta, x) &= {_rhs(d.loss.expr, names)}\n\\end{{align*}}")
+    if d.theta is not None:
+        val = lambda v: _latex(v, names) if isinstance(v, sp.Basic) else _num(v)  # noqa: E731
+        if isinstance(d.theta, Mapping):  # {symbol or name: value}
+            th = ", ".join(f"{_latex(sp.Symbol(str(k)), names)} = {val(v)}" for k, v in d.theta.items())
+            parts.append(f"Point of evaluation: ${th}$.")
+        else:
+            th = ", ".join(val(v) for v in d.theta)
+            parts.append(f"Point of evaluation: $\\theta = ({th})$.")
+    parts.append("\\subsection*{Symmetries and charges (E4), (E8)}")
+    parts.append(symmetries_latex(d.symmetries, names))
+    for k, dyn in enumerate(d.dynamics, start=1):
+        parts.append(f"\\subsection*{{Dynamics of charge {k} (E10)--(E12)}}")
+        parts.append(dynamics_latex(dyn, names))
+    for k, eq in enumerate(d.equilibria, start=1):
+        parts.append(f"\\subsection*{{Noise equilibrium along generator {k} (E14)--(E17)}}")
+        parts.append(equilibrium_latex(eq, names))
+    for k, sh in enumerate(d.sharpness, start=1):
+        parts.append(f"\\subsection*{{Sharpness along orbit {k} (E19)}}")
+        parts.append(sharpness_latex(sh, names))
+    if d.joint is not None:
+        parts.append("\\subsection*{Joint equilibrium of the commuting generators}")
+        parts.append(joint_latex(d.joint, names))
+    for note in d.notes:
+        parts.append(f"\\paragraph{{Note.}} {_escape(note)}")
+    parts.append(r"\end{document}")
+    return "\n\n".join(parts) + "\n"

@@ -1,0 +1,641 @@
+"""Simulate: SGD, heavy-ball momentum and GD on a Loss, many replicas at once, reproducibly.
+
+:func:`simulate` runs (E1) of THEORY §1,
+
+    θ_{k+1} = (1 − η_k γ) θ_k − η_k ĝ_k,   ĝ_k = (1/S) Σ_{x ∈ B_k} g(θ_k, x),
+
+for ``replicas`` independent copies, with the gradient compiled from the symbolic loss
+(``_compile``) or the loss's matrix-form ``fast_grad``, evaluated on a whole
+(replicas × batch) block in one call per step.
+
+Design
+------
+Reproducibility. ``np.random.SeedSequence(seed).spawn(replicas)`` gives replica r its own
+stream (its spawn key is ``(r,)``, whatever the number of replicas). Replica r draws its
+data in blocks of K steps from its stream alone, K a function of the batch size and the
+data width only (:func:`block_steps`), so its data, and every number computed from them
+(elementwise arithmetic, and per-replica ``matmul``), do not depend on ``chunk_size`` nor
+on the other replicas: results are bit-identical whatever the chunking, and the first m
+replicas of a run are those of any run with the same seed and more replicas. The Python
+loop over replicas happens once per block of K steps, never per step.
+
+Divergence. After every step one sum ``Σ θ_i²`` tests all replicas at once; only
+when it is not finite or exceeds ``OVERFLOW²`` are the replicas inspected one by one. A
+replica whose θ has a non-finite entry or an entry above ``OVERFLOW`` in absolute value
+is frozen at its last good iterate, flagged with the step at which it went bad, and
+dropped from the working arrays; the others go on unaffected. Floating-point warnings
+are silenced inside the loop (``np.errstate``): divergence is reported in the result.
+
+Speed. Per step: one call of the gradient on the (replicas × batch) block, the update
+into a spare buffer, the divergence test. The compiled gradient (:class:`StepGradient`)
+takes θ as contiguous columns ``(n, R)``, returns bare (unbroadcast) outputs, and has the
+data-only parts of the loss (such as the target ``βᵀx + ε``) evaluated once per block of
+draws instead of every step. Families with matrix structure supply ``loss.fast_grad``
+(``families._matrix_grads``), used instead with θ as rows ``(R, n)``.
+
+Memory. A data block holds at most ``_BLOCK_VALUES`` numbers per replica; replicas run in
+chunks (``chunk_size``, by default sized to keep the blocks of a chunk near
+``_CHUNK_BYTES``); observables are kept at stride ``every`` only, and θ itself only when
+``record`` asks for ``"theta"``.
+"""
+
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import sympy as sp
+
+from .._errors import InvalidArgumentError
+from ..data._sample import make_sampler
+from ..loss._loss import Loss, as_loss
+from ._kernels import _CompiledKernel, _FastKernel, _MeanGradKernel
+from ._observables import _as_generators, _record_names
+from ._result import OVERFLOW, SimulationResult
+from ._schedule import Schedule, _positive_int, _real, _schedule_factors
+
+__all__ = ['block_steps', 'simulate']
+
+
+_BATCH_OBSERVABLES = ("loss", "sharpness", "grad_norm2")  # need the batch of the step
+_BLOCK_VALUES = 1 << 16  # data numbers per replica and block (512 KiB)
+_BLOCK_MAX_STEPS = 1024
+_CHUNK_BYTES = 256 << 20  # data-block bytes per chunk of replicas (default chunk_size)
+_EXACT_TRACE_MAX_N = 16  # sharpness: exact trace (n probes e_i) up to this n, else Hutchinson
+_HUTCHINSON_PROBES = 8
+
+
+# ------------------------------------------------------------------------------------------
+# Data streams
+# ------------------------------------------------------------------------------------------
+
+
+def block_steps(batch_size: int, d: int) -> int:
+    """K, the number of steps of data a replica draws at once (a function of the batch size
+    and the data width only, so that each replica's stream is used the same way whatever the
+    chunking)."""
+    return int(max(1, min(_BLOCK_MAX_STEPS, _BLOCK_VALUES // max(1, batch_size * d))))
+
+
+class _EpochState:
+    """One replica's pass over a finite dataset without replacement: a permutation per epoch,
+    consecutive batches of it; the N mod S points left at the end of an epoch are skipped."""
+
+    __slots__ = ("perm", "pos")
+
+    def __init__(self) -> None:
+        self.perm: np.ndarray | None = None
+        self.pos = 0  # next batch within the epoch
+
+    def take(self, rng: np.random.Generator, K: int, B: int, N: int) -> np.ndarray:
+        per_epoch = N // B
+        out = np.empty((K, B), dtype=np.intp)
+        k = 0
+        while k < K:
+            if self.perm is None or self.pos == per_epoch:
+                need = K - k
+                epochs = -(-need // per_epoch)
+                perms = rng.permuted(np.tile(np.arange(N), (epochs, 1)), axis=1)[:, : per_epoch * B]
+                stream = perms.reshape(epochs * per_epoch, B)
+                take = min(need, stream.shape[0])
+                out[k : k + take] = stream[:take]
+                k += take
+                used_in_last = take - (epochs - 1) * per_epoch
+                self.perm = perms[-1]
+                self.pos = used_in_last
+            else:
+                take = min(per_epoch - self.pos, K - k)
+                out[k : k + take] = self.perm[self.pos * B : (self.pos + take) * B].reshape(take, B)
+                self.pos += take
+                k += take
+        return out
+
+
+# ------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------
+
+
+def _theta0(loss: Loss, theta0: Any, replicas: int) -> np.ndarray:
+    if isinstance(theta0, Mapping) or isinstance(theta0, sp.MatrixBase):
+        th = loss.theta_vector(theta0, what="theta0")
+        arr = np.broadcast_to(th, (replicas, loss.n)).copy()
+    else:
+        try:
+            raw = np.asarray(theta0, dtype=float)
+        except (TypeError, ValueError):
+            raise InvalidArgumentError(
+                f"theta0 must be a mapping symbol -> value, a sequence in params order or an array "
+                f"(replicas, n); got {type(theta0).__name__}"
+            ) from None
+        if raw.ndim == 2:
+            if raw.shape != (replicas, loss.n):
+                raise InvalidArgumentError(
+                    f"theta0 as an array of per-replica starts must have shape (replicas, n) = "
+                    f"({replicas}, {loss.n}); got {raw.shape}"
+                )
+            if not np.all(np.isfinite(raw)):
+                bad = np.nonzero(~np.isfinite(raw).all(axis=1))[0]
+                raise InvalidArgumentError(f"theta0 has non-finite entries (replica(s) {bad[:5].tolist()})")
+            arr = raw.copy()
+        else:
+            th = loss.theta_vector(theta0, what="theta0")
+            arr = np.broadcast_to(th, (replicas, loss.n)).copy()
+    if np.abs(arr).max() > OVERFLOW:
+        raise InvalidArgumentError(f"theta0 has entries above {OVERFLOW:g} in absolute value")
+    return arr
+
+
+# ------------------------------------------------------------------------------------------
+# simulate
+# ------------------------------------------------------------------------------------------
+
+
+def simulate(
+    loss: Loss,
+    theta0: Any,
+    *,
+    lr: float,
+    batch_size: int,
+    steps: int,
+    replicas: int,
+    weight_decay: float = 0.0,
+    momentum: float = 0.0,
+    schedule: Schedule | None = None,
+    optimizer: str = "sgd",
+    record: Sequence[str] | None = None,
+    every: int | None = None,
+    seed: int | None = 0,
+    replace: bool = True,
+    chunk_size: int | None = None,
+    progress: bool = False,
+    generators: Any = None,
+    sampler: Any = None,
+    values: Mapping | None = None,
+) -> SimulationResult:
+    """Run SGD (or GD) on ``loss`` for ``replicas`` independent replicas (THEORY (E1)).
+
+    Each step, for every replica, draws a batch of ``batch_size`` samples, evaluates the
+    per-sample gradient on the whole (replicas × batch) block in one call and applies
+
+    * plain SGD (``momentum=0``): θ_{k+1} = (1 − η_k γ) θ_k − η_k ĝ_k  (E1);
+    * heavy-ball momentum μ: v_{k+1} = μ v_k + ĝ_k + γ θ_k, θ_{k+1} = θ_k − η_k v_{k+1},
+      v_0 = 0 (PyTorch's ``SGD(momentum=μ, weight_decay=γ)``; μ = 0 gives (E1));
+
+    with η_k = lr · schedule factor(k), γ = ``weight_decay`` and ĝ_k the batch mean.
+
+    Parameters
+    ----------
+    loss
+        The Loss. Its data model gives the samples: random symbols (drawn i.i.d.) or a
+        finite dataset (with or without replacement, see ``replace``).
+    theta0
+        Start: a mapping symbol -> value, a sequence in ``loss.params`` order, or an array
+        ``(replicas, n)`` of per-replica starts.
+    lr
+        Learning rate η ≥ 0.
+    batch_size
+        Batch size S ≥ 1 (≤ N without replacement). Ignored by GD.
+    steps
+        Number of updates (≥ 0).
+    replicas
+        Number of independent replicas (≥ 1).
+    weight_decay
+        γ ≥ 0 (coupled L2, as in (E1)).
+    momentum
+        Heavy-ball μ in [0, 1).
+    schedule
+        None (constant), :class:`Warmup`, :class:`StepDecay` or :class:`Cosine`; it must fit
+        ``steps``.
+    optimizer
+        ``"sgd"`` or ``"gd"``: full-expectation gradient descent -- the full-batch mean on a
+        dataset, the exact E[g] (``_data.moments``) on random-symbol data.
+    record
+        Observables to keep at stride ``every`` (see Notes), from :data:`OBSERVABLES`.
+    every
+        Record stride (default: steps // 100, at least 1). Records at steps 0, every, ...,
+        up to ``steps``.
+    seed
+        Integer seed (None: fresh entropy, reported in the result).
+    replace
+        Finite datasets: sample with replacement (default) or, with ``False``, in epochs: each
+        replica reshuffles the dataset every epoch and takes consecutive batches (the
+        ``N mod S`` points left over at the end of an epoch are skipped).
+    chunk_size
+        Replicas processed together (memory); the results do not depend on it.
+    progress
+        Show a tqdm progress bar (if tqdm is installed).
+    generators
+        Symmetry generators (list of symmetric n × n sympy/numpy matrices, or the result of
+        ``ns.find_symmetries``) for the ``"charges"`` and ``"orbit"`` observables.
+    sampler
+        A sampler to use instead of ``make_sampler(loss)``: any object with
+        ``draw(rng, shape) -> (*shape, d)``, ``dataset_size`` and ``take(indices)`` (see
+        ``noether_sym.data._sample.Sampler``); for example a custom data model for a catalog
+        family whose data symbols carry no distribution.
+    values
+        Numbers for symbolic distribution parameters (passed to the sampler and to the
+        exact moments).
+
+    Returns
+    -------
+    SimulationResult
+
+    Raises
+    ------
+    InvalidArgumentError
+        Bad θ0 (shape, non-finite), replicas < 1, negative steps or lr, bad batch size,
+        a schedule that does not fit ``steps``, unknown observables or options.
+    InvalidGeneratorError
+        Generators of the wrong shape or not symmetric.
+    InvalidDataError
+        A loss without a data model (plain data symbols and no ``sampler``).
+
+    Notes
+    -----
+    Observables, recorded at θ_t for t in ``times`` (the batch ones on the batch of step t):
+
+    ``"loss"``
+        Mean loss over the batch of step t (GD on a dataset: the full-batch loss).
+    ``"grad_norm2"``
+        ‖ĝ_t‖², the squared norm of the batch gradient of step t (without weight decay):
+        with (E10), ‖θ_{t+1}‖² = (1 − η_tγ)² ‖θ_t‖² + η_t² ‖ĝ_t‖² for a scale-invariant loss.
+    ``"theta"``
+        θ_t, ``(n_records, replicas, n)``: only when asked (memory).
+    ``"norm2"``
+        ‖θ_t‖².
+    ``"charges"``
+        C_i = θ_tᵀ A_i θ_t (E8) for each generator, ``(n_records, replicas, k)``.
+    ``"orbit"``
+        The orbit coordinate of each generator relative to the start,
+        λ(θ_t) − λ(θ_0), where λ(e^{μA}θ) = λ(θ) + μ (eigenspaces of the extreme
+        eigenvalues a₊ > 0 > a₋: λ = (log‖P₊θ‖² − log‖P₋θ‖²)/(2(a₊ − a₋)); semidefinite A:
+        log‖Pθ‖²/(2a)). Along a pure orbit motion it is the λ of (E14)-(E17): compare with the
+        predicted λ*.
+    ``"sharpness"``
+        Tr H of the batch-mean loss at θ_t on the batch of step t (an unbiased estimate of
+        Tr ∇²L, §6): exact for n ≤ 16 (n complex-step Hessian-vector products), else
+        Hutchinson's estimator with 8 Rademacher probes per replica, drawn from a second
+        stream of the replica (its data stream is untouched).
+
+    The final record at t = ``steps`` of a batch observable uses the batch that a further
+    step would use.
+
+    Examples
+    --------
+    Scale invariance (A = I, THEORY §7.5): SGD only ever grows ‖θ‖² (E10).
+
+    >>> import numpy as np, sympy as sp, noether_sym as ns
+    >>> from sympy.stats import Normal
+    >>> a, b = sp.symbols("a b")
+    >>> x, y = Normal("x", 0, 1), Normal("y", 0, 1)
+    >>> loss = ns.Loss((a / sp.sqrt(a**2 + b**2) * x - y) ** 2, [a, b])
+    >>> res = ns.simulate(loss, {a: 1, b: 1}, lr=0.1, batch_size=4, steps=200, replicas=8,
+    ...                   record=["norm2"], every=50, seed=1)
+    >>> res.theta.shape, res.n_diverged, res["norm2"].shape
+    ((8, 2), 0, (5, 8))
+    >>> bool(np.all(np.diff(res["norm2"], axis=0) > 0))
+    True
+    """
+    t_start = time.perf_counter()
+    loss = as_loss(loss)
+
+    # ---- arguments --------------------------------------------------------------------
+    replicas = _positive_int(replicas, "replicas")
+    steps = _positive_int(steps, "steps", minimum=0)
+    batch_size = _positive_int(batch_size, "batch_size")
+    lr = _real(lr, "lr", low=0.0)
+    weight_decay = _real(weight_decay, "weight_decay", low=0.0)
+    momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
+    if optimizer not in ("sgd", "gd"):
+        raise InvalidArgumentError(f"optimizer must be 'sgd' or 'gd'; got {optimizer!r}")
+    if schedule is not None:
+        if not isinstance(schedule, Schedule):
+            raise InvalidArgumentError(
+                f"schedule must be None, ns.Warmup(...), ns.StepDecay(...) or ns.Cosine(...); got {schedule!r}"
+            )
+        schedule.check(steps)
+    names = _record_names(record)
+    if every is None:
+        every = max(1, steps // 100)
+    every = _positive_int(every, "every")
+    if not isinstance(replace, (bool, np.bool_)):
+        raise InvalidArgumentError(f"replace must be True or False; got {replace!r}")
+    if chunk_size is not None:
+        chunk_size = _positive_int(chunk_size, "chunk_size")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy)
+    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InvalidArgumentError(f"seed must be a non-negative integer or None; got {seed!r}")
+    seed = int(seed)
+    T0 = _theta0(loss, theta0, replicas)
+    gens = None
+    if "charges" in names or "orbit" in names:
+        if generators is None:
+            raise InvalidArgumentError(
+                "record 'charges'/'orbit' needs generators=[A_1, ...] (e.g. ns.find_symmetries(loss).generators)"
+            )
+    if generators is not None:
+        gens = _as_generators(generators, loss.n)
+
+    # ---- data model -------------------------------------------------------------------
+    d = len(loss.x) + len(loss.c)
+    if sampler is None and d:
+
+        sampler = make_sampler(loss, values=values)
+    elif sampler is not None:
+        for attr in ("draw", "take"):
+            if not callable(getattr(sampler, attr, None)):
+                raise InvalidArgumentError(f"sampler must have a {attr}() method (see noether_sym.data._sample.Sampler)")
+        sd = getattr(sampler, "d", d)
+        if sd != d:
+            raise InvalidArgumentError(f"sampler draws rows of width {sd}; this loss needs d = {d}")
+    N = None if sampler is None else getattr(sampler, "dataset_size", None)
+    if not replace and N is None and optimizer == "sgd":
+        raise InvalidArgumentError("replace=False (epochs without replacement) needs a finite dataset")
+    if N is not None and not replace and batch_size > N and optimizer == "sgd":
+        raise InvalidArgumentError(
+            f"batch_size={batch_size} exceeds the dataset size N={N}: without replacement a batch "
+            "holds at most N distinct points"
+        )
+    if not d:
+        mode = "none"
+    elif optimizer == "gd":
+        mode = "full" if N is not None else "exact"
+    else:
+        mode = "sample" if (replace or N is None) else "epoch"
+    if mode == "exact" and any(nm in ("loss", "sharpness") for nm in names):
+        raise InvalidArgumentError(
+            "record 'loss'/'sharpness' with optimizer='gd' on random-symbol data: the GD step uses the "
+            "exact E[g] and draws no samples to evaluate them on; record them with SGD or a dataset"
+        )
+
+    # ---- kernel -----------------------------------------------------------------------
+    if mode == "exact":
+        kernel: Any = _MeanGradKernel(loss, values)
+    elif loss.fast_grad is not None:
+        kernel = _FastKernel(loss)
+    else:
+        kernel = _CompiledKernel(loss)
+    cols = kernel.layout == "cols"
+    B = N if mode == "full" else batch_size
+    K = block_steps(B, d)
+    full_X = None
+    if mode == "full":
+        full_X = np.array(sampler.take(np.arange(N)), dtype=float)[None]  # (1, N, d)
+    if chunk_size is None:
+        per_replica = K * B * max(d, 1) * 8 if mode in ("sample", "epoch") else 8 * loss.n * max(B, 1)
+        chunk_size = max(1, min(replicas, _CHUNK_BYTES // max(per_replica, 1)))
+
+    # ---- outputs ----------------------------------------------------------------------
+    times = np.arange(0, steps + 1, every) if names else np.zeros(0, dtype=int)
+    n_rec = len(times)
+    obs: dict[str, np.ndarray] = {}
+    for nm in names:
+        tail: tuple[int, ...] = ()
+        if nm == "theta":
+            tail = (loss.n,)
+        elif nm in ("charges", "orbit"):
+            tail = (gens.k,)  # type: ignore[union-attr]
+        obs[nm] = np.full((n_rec, replicas) + tail, np.nan)
+    theta_out = T0.copy()
+    div_step = np.full(replicas, -1, dtype=np.int64)
+    seqs = np.random.SeedSequence(seed).spawn(replicas)
+
+    bar = None
+    if progress:
+        try:
+            from tqdm.auto import tqdm  # noqa: PLC0415
+
+            bar = tqdm(total=replicas * steps, unit="replica-step", unit_scale=True, desc="simulate")
+        except ImportError:
+            bar = None
+
+    run = _Run(
+        kernel=kernel, cols=cols, mode=mode, sampler=sampler, full_X=full_X, K=K, B=B, N=N, d=d,
+        lr=lr, weight_decay=weight_decay, momentum=momentum, schedule=schedule, steps=steps,
+        every=every, names=names, gens=gens, obs=obs, theta_out=theta_out, div_step=div_step, bar=bar,
+    )
+    try:
+        for c0 in range(0, replicas, chunk_size):
+            c1 = min(replicas, c0 + chunk_size)
+            run.chunk(c0, T0[c0:c1], seqs[c0:c1])
+    finally:
+        if bar is not None:
+            bar.close()
+
+    settings = {
+        "loss": loss.name,
+        "lr": lr,
+        "batch_size": batch_size,
+        "steps": steps,
+        "replicas": replicas,
+        "weight_decay": weight_decay,
+        "momentum": momentum,
+        "schedule": None if schedule is None else repr(schedule),
+        "optimizer": optimizer,
+        "record": names,
+        "every": every,
+        "replace": bool(replace),
+        "data": mode,
+        "gradient": {"_CompiledKernel": "compiled", "_FastKernel": "fast", "_MeanGradKernel": "exact mean"}[
+            type(kernel).__name__
+        ],
+    }
+    return SimulationResult(
+        theta=theta_out,
+        diverged=div_step >= 0,
+        divergence_step=div_step,
+        times=times,
+        observables=obs,
+        theta0=T0,
+        seed=seed,
+        seconds=time.perf_counter() - t_start,
+        settings=settings,
+        params=tuple(str(p) for p in loss.params),
+    )
+
+
+class _Run:
+    """The step loop for one chunk of replicas (state held in plain arrays)."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+        self.batch_obs = any(nm in _BATCH_OBSERVABLES for nm in self.names)
+
+    # ---- data -------------------------------------------------------------------------
+    def _block(self, rngs: list[np.random.Generator], epochs: list[_EpochState] | None,
+               blk: np.ndarray | None) -> np.ndarray:
+        """The next K batches of every replica, step-major: ``(K, R, B, d)``, each replica's
+        rows drawn from its own stream in one call. Reuses ``blk`` when it has the shape (a
+        fresh block of tens of megabytes costs a page fault per 4 KiB on first touch)."""
+        K, B, d = self.K, self.B, self.d
+        if blk is None or blk.shape != (K, len(rngs), B, d) or not blk.flags.c_contiguous:
+            blk = np.empty((K, len(rngs), B, d))
+        # copy each replica's (K, B·d) rows as K opaque items of B·d·8 bytes: NumPy then
+        # moves one row per iteration instead of looping over B·d numbers per step
+        item = np.dtype((np.void, 8 * B * d))
+        dst = blk.reshape(K, len(rngs), B * d).view(item)[..., 0]  # (K, R)
+        for i, rng in enumerate(rngs):
+            if epochs is None:
+                rows = self.sampler.draw(rng, (K, B))
+            else:
+                rows = self.sampler.take(epochs[i].take(rng, K, B, self.N))
+            dst[:, i] = np.ascontiguousarray(rows, dtype=float).reshape(K, B * d).view(item)[:, 0]
+        return blk
+
+    # ---- observables ------------------------------------------------------------------
+    def _record(self, j: int, act: np.ndarray, T: np.ndarray, X: Any, G: np.ndarray | None,
+                lam0: np.ndarray | None, aux: list[np.random.Generator]) -> None:
+        k = self.kernel
+        th = k.rows(T)
+        for nm in self.names:
+            if nm == "theta":
+                val = th
+            elif nm == "norm2":
+                val = np.einsum("ri,ri->r", th, th)
+            elif nm == "charges":
+                val = self.gens.charges(th)
+            elif nm == "orbit":
+                val = self.gens.orbit(th) - lam0
+            elif nm == "grad_norm2":
+                g = G
+                val = np.einsum("ir,ir->r", g, g) if self.cols else np.einsum("ri,ri->r", g, g)
+            elif nm == "loss":
+                val = k.loss_value(T, X)
+            else:  # sharpness
+                val = self._trace_hessian(th, X, aux)
+            self.obs[nm][j, act] = val
+
+    def _trace_hessian(self, th: np.ndarray, X: Any, aux: list[np.random.Generator]) -> np.ndarray:
+        R, n = th.shape
+        out = np.zeros(R)
+        if n <= _EXACT_TRACE_MAX_N:
+            for i in range(n):
+                V = np.zeros((1, R, n))
+                V[0, :, i] = 1.0
+                out += self.kernel.hvp(th, V, X)[0, :, i]
+            return out
+        P = _HUTCHINSON_PROBES
+        V = np.empty((P, R, n))
+        for r, rng in enumerate(aux):
+            V[:, r, :] = 2.0 * rng.integers(0, 2, size=(P, n)) - 1.0
+        for p in range(P):
+            out += np.einsum("ri,ri->r", self.kernel.hvp(th, V[p : p + 1], X)[0], V[p])
+        return out / P
+
+    # ---- the loop ---------------------------------------------------------------------
+    def chunk(self, c0: int, T0: np.ndarray, seqs: list[np.random.SeedSequence]) -> None:
+        cols, mode, K = self.cols, self.mode, self.K
+        steps, every = self.steps, self.every
+        lr, wd, mu = self.lr, self.weight_decay, self.momentum
+        T = np.ascontiguousarray(T0.T) if cols else T0.copy()
+        V = np.zeros_like(T) if mu else None
+        act = np.arange(c0, c0 + T0.shape[0])  # global replica ids of the working columns
+        rngs = [np.random.Generator(np.random.PCG64(s)) for s in seqs] if mode in ("sample", "epoch") else []
+        epochs = [_EpochState() for _ in seqs] if mode == "epoch" else None
+        need_aux = "sharpness" in self.names and self.kernel.n > _EXACT_TRACE_MAX_N
+        aux = [np.random.Generator(np.random.PCG64(s.spawn(1)[0])) for s in seqs] if need_aux else []
+        lam0 = self.gens.orbit(T0) if "orbit" in self.names else None
+        axis = 0 if cols else 1
+        limit2 = OVERFLOW * OVERFLOW
+        blk = None
+        blk_start = -K
+        fac = None
+        fac_start = -K
+        X = self.full_X
+        Zall = None if X is None else self.kernel.derive(X, None)  # data-only parts of the loss
+        Z = Zall
+        T_new = None
+        j = 0  # next record
+        n_chunk = T0.shape[0]
+        reported = 0  # replica-steps shown on the progress bar
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+            for k in range(steps + 1):
+                recording = bool(self.names) and k % every == 0
+                if k == steps and not recording:
+                    break
+                if mode in ("sample", "epoch") and (k < steps or self.batch_obs):
+                    if k >= blk_start + K:
+                        blk_start = (k // K) * K
+                        blk = self._block(rngs, epochs, blk)
+                        Zall = self.kernel.derive(blk, Zall)
+                    X = blk[k - blk_start]
+                    Z = None if Zall is None else Zall[:, k - blk_start]
+                if k == steps:
+                    G = self.kernel.grad(T, X, Z) if "grad_norm2" in self.names else None
+                    self._record(j, act, T, X, G, lam0, aux)
+                    break
+                if self.bar is not None and k and k % K == 0:
+                    reported = self._progress(n_chunk * k, reported)
+                G = self.kernel.grad(T, X, Z)
+                if recording:
+                    self._record(j, act, T, X, G, lam0, aux)
+                    j += 1
+                if self.schedule is not None:
+                    if k >= fac_start + K:
+                        fac_start = (k // K) * K
+                        fac = _schedule_factors(self.schedule, fac_start, min(fac_start + K, steps), steps)
+                    eta = lr * float(fac[k - fac_start])
+                else:
+                    eta = lr
+                # θ_{k+1} into the spare buffer T_new (θ_k stays for a roll-back); G is scratch
+                if T_new is None or T_new.shape != T.shape:
+                    T_new = np.empty_like(T)
+                if mu:
+                    V *= mu
+                    V += G
+                    if wd:
+                        np.multiply(T, wd, out=T_new)
+                        V += T_new
+                    np.multiply(V, eta, out=T_new)
+                    np.subtract(T, T_new, out=T_new)
+                elif wd:
+                    np.multiply(G, eta, out=G)
+                    np.multiply(T, 1.0 - eta * wd, out=T_new)
+                    np.subtract(T_new, G, out=T_new)
+                else:
+                    np.multiply(G, eta, out=G)
+                    np.subtract(T, G, out=T_new)
+                # one pass over all replicas: Σθ² is non-finite or large iff some entry is;
+                # einsum rather than BLAS dot, whose threads cost more than they save here
+                q = np.einsum("ij,ij->", T_new, T_new)
+                if not q <= limit2:
+                    good = np.isfinite(T_new).all(axis=axis) & (np.abs(T_new) <= OVERFLOW).all(axis=axis)
+                    bad = ~good
+                    if bad.any():
+                        ids = act[bad]
+                        self.div_step[ids] = k + 1
+                        self.theta_out[ids] = (T[:, bad].T if cols else T[bad])
+                        act = act[good]
+                        T_new = T_new[:, good] if cols else T_new[good]
+                        if V is not None:
+                            V = V[:, good] if cols else V[good]
+                        if rngs:
+                            rngs = [g for g, ok in zip(rngs, good) if ok]
+                        if epochs is not None:
+                            epochs = [e for e, ok in zip(epochs, good) if ok]
+                        if aux:
+                            aux = [g for g, ok in zip(aux, good) if ok]
+                        if lam0 is not None:
+                            lam0 = lam0[good]
+                        if blk is not None:
+                            blk = blk[:, good]
+                            if Zall is not None:
+                                Zall = Zall[:, :, good]
+                        if not len(act):
+                            T = T_new
+                            break
+                        T, T_new = T_new, None
+                        continue
+                T, T_new = T_new, T
+        if self.bar is not None:
+            self._progress(n_chunk * steps, reported)
+        self.theta_out[act] = T.T if cols else T
+
+    def _progress(self, done: int, reported: int) -> int:
+        self.bar.update(done - reported)
+        return done

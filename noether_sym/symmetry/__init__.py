@@ -1,0 +1,1 @@
+"""symmetry: stage package (docstring to write)."""
