@@ -1,4 +1,4 @@
-"""Benchmark: `derive` on every catalog family, and exact expectations at scale (issue 3).
+"""Benchmark: `derive` on every catalog family, and exact expectations at scale.
 
 Claims: `ns.derive(loss, θ)` (symmetries, charges, drift laws, equilibria, sharpness) takes
 ≤ 2 s per catalog family at its default size. Baseline in the same process: the noise

@@ -1,4 +1,4 @@
-"""Benchmark: ns.simulate against hand-written batched NumPy SGD for the same model (issue 4).
+"""Benchmark: ns.simulate against hand-written batched NumPy SGD for the same model.
 
 Two cases, each timed against a baseline run in the same process, interleaved, medians over
 ``--repeats`` runs (replica-steps per second, ratio = ours / baseline, ≥ 0.8 is the target):

@@ -1,4 +1,4 @@
-"""Benchmark: a 32-task sweep, serial against a local Dask cluster of 2 workers (issue 8).
+"""Benchmark: a 32-task sweep, serial against a local Dask cluster of 2 workers.
 
 The sweep: the rescaling family of THEORY §7.1 (u (wᵀx), Gaussian teacher, default start
 u = 2, w = β/2), 8 learning rates x batch sizes {1, 4} x 2 repeats = 32 tasks, each one
@@ -115,7 +115,7 @@ def main() -> None:
     nproc = os.cpu_count()
     lines = [
         "",
-        "## Sweeps — `benchmarks/sweep.py` (issue 8)",
+        "## Sweeps — `benchmarks/sweep.py`",
         "",
         f"{datetime.date.today().isoformat()}, {nproc} cores ({cpu_model()}), Python {platform.python_version()}; "
         f"load average (1 min) during the runs {min(loads):.1f}-{max(loads):.1f} "

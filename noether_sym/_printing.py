@@ -1,4 +1,22 @@
-"""printing: split from noether_sym.report._latex (docstring to write)."""
+"""Foundation: LaTeX printing helpers shared by every stage that renders a result.
+
+Results render their own LaTeX (``Symmetries`` in ``symmetry``, equilibria and drift laws in
+``theory``), and ``report._latex`` assembles documents; all of them print expressions,
+numbers and names the same way through this module, which is why it sits in the
+foundation layer rather than in ``report``: lower stages may import it.
+
+* :class:`NoetherLatexPrinter` -- SymPy's ``LatexPrinter`` with one override per node type
+  (``_print_Symbol``, ``_print_RandomSymbol``): layer-indexed parameter names
+  (``W1_0_2`` -> ``W^{(1)}_{0 2}``), user-chosen names (``symbol_names``), data symbols
+  printed without the CLI's ``_rv`` suffix.
+* ``_latex`` / ``_rhs`` -- an expression as LaTeX; ``_rhs`` breaks a long sum into
+  ``align*`` continuation rows of at most :data:`LINE_WIDTH` visible characters.
+* ``_num`` / ``_latex_matrix`` -- exact SymPy numbers as fractions, floats to a fixed
+  number of significant digits (``nan``/``inf`` spelled out), matrices as ``pmatrix``
+  (printed in full only up to :data:`MAX_MATRIX` parameters).
+* ``_escape`` -- plain text (names, reasons) made safe for LaTeX text mode.
+* ``_check_names`` -- validation of the user's ``symbol_names`` mapping.
+"""
 
 
 from __future__ import annotations

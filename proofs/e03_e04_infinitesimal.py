@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym.report._prove import Proof, Step, general, vector, zero
+from noether_sym.report._prove import Proof, Step, general, generic_vector, zero
 
 DIMS = (1, 2, 3)
 
@@ -55,7 +55,7 @@ def _chain_rule(d: int):
 def _change_of_basis(d: int):
     Q = general("q", d, d)
     D = sp.diag(*[sp.Symbol(f"a_{i}") for i in range(1, d + 1)])
-    g, th = vector("g", d), vector("theta", d)
+    g, th = generic_vector("g", d), generic_vector("theta", d)
     # gᵀ (Q D Qᵀ) θ  versus  (Qᵀ g)ᵀ D (Qᵀ θ): ∇_φ ℓ(Qφ) = Qᵀ g, φ = Qᵀθ
     return (g.T * (Q * D * Q.T) * th)[0], ((Q.T * g).T * D * (Q.T * th))[0]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym.report._prove import Proof, Step, orthogonal_to, vector, zero
+from noether_sym.report._prove import Proof, Step, generic_vector, orthogonal_to, zero
 
 DIMS = (1, 2, 3)
 
@@ -84,9 +84,9 @@ def _moments(d: int, K: int, use_e3: bool):
     Einv = sp.diag(*[sp.exp(-lam * ai) for ai in a])  # e^{-λA}
     probs = [sp.Symbol(f"p_{k}", positive=True) for k in range(1, K)]
     probs.append(1 - sum(probs))
-    g = [vector(f"g{k}", d) for k in range(1, K + 1)]  # per-sample gradients at θ
+    g = [generic_vector(f"g{k}", d) for k in range(1, K + 1)]  # per-sample gradients at θ
     # per-sample gradients at θ_λ: (E5) under (E3), otherwise unrelated
-    h = [Einv * gk for gk in g] if use_e3 else [vector(f"h{k}", d) for k in range(1, K + 1)]
+    h = [Einv * gk for gk in g] if use_e3 else [generic_vector(f"h{k}", d) for k in range(1, K + 1)]
 
     def mom(vs):
         mean = sum((pk * v for pk, v in zip(probs, vs)), sp.zeros(d, 1))
@@ -100,7 +100,7 @@ def _moments(d: int, K: int, use_e3: bool):
 
 def _e7(d: int, K: int, use_e4: bool):
     # only v = Aθ enters: (E4) constrains each g to v's orthogonal complement
-    v = vector("v", d)
+    v = generic_vector("v", d)
     probs = [sp.Symbol(f"p_{k}", positive=True) for k in range(1, K)]
     probs.append(1 - sum(probs))
     g = [orthogonal_to(v, f"g{k}", constrain=use_e4) for k in range(1, K + 1)]

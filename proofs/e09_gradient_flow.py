@@ -15,10 +15,10 @@ import sympy as sp
 from noether_sym.report._prove import (
     Proof,
     Step,
+    generic_vector,
     orthogonal_to,
     rewrite,
     symmetric,
-    vector,
     zero,
 )
 
@@ -28,7 +28,7 @@ t, gamma = sp.Symbol("t", real=True), sp.Symbol("gamma", positive=True)
 
 def _setup(d: int, use_symmetry: bool = True):
     A = symmetric("A", d)
-    th = vector("theta", d)
+    th = generic_vector("theta", d)
     gradL = orthogonal_to(A * th, "J", constrain=use_symmetry)
     return A, th, gradL
 
@@ -44,7 +44,7 @@ def _chain(d: int):
 
 def _flow(d: int):
     A, th, _ = _setup(d)
-    G = vector("G", d)  # any mean gradient
+    G = generic_vector("G", d)  # any mean gradient
     C = (th.T * A * th)[0]
     rhs = 2 * (th.T * A * (-(G + gamma * th)))[0]
     return rhs - (-2 * (th.T * A * G)[0] - 2 * gamma * C)

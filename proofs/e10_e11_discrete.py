@@ -22,10 +22,10 @@ import sympy as sp
 from noether_sym.report._prove import (
     Proof,
     Step,
+    generic_vector,
     orthogonal_to,
     rewrite,
     symmetric,
-    vector,
     zero,
 )
 
@@ -33,7 +33,7 @@ eta, gamma = sp.Symbol("eta", positive=True), sp.Symbol("gamma", nonnegative=Tru
 
 
 def _expand_step(d: int):
-    A, th, gh = symmetric("A", d), vector("theta", d), vector("ghat", d)
+    A, th, gh = symmetric("A", d), generic_vector("theta", d), generic_vector("ghat", d)
     new = (1 - eta * gamma) * th - eta * gh
     lhs = (new.T * A * new)[0]
     rhs = (1 - eta * gamma) ** 2 * (th.T * A * th)[0] - 2 * eta * (1 - eta * gamma) * (gh.T * A * th)[0] + eta**2 * (gh.T * A * gh)[0]
@@ -41,7 +41,7 @@ def _expand_step(d: int):
 
 
 def _minibatch(d: int, S: int, use_symmetry: bool):
-    A, th = symmetric("A", d), vector("theta", d)
+    A, th = symmetric("A", d), generic_vector("theta", d)
     gs = [orthogonal_to(A * th, f"J{s}", constrain=use_symmetry) for s in range(1, S + 1)]
     gh = sum(gs, sp.zeros(d, 1)) / S
     return A, th, gh
@@ -62,7 +62,7 @@ def _batches(d: int, S: int, independent: bool):
     """(probability, ĝ) over all minibatches, the per-sample vectors, and their weights."""
     p = sp.Symbol("p", positive=True)
     probs = [p, 1 - p]
-    g = [vector(f"g{k}", d) for k in (1, 2)]
+    g = [generic_vector(f"g{k}", d) for k in (1, 2)]
     if independent:
         out = []
         for idx in itertools.product(range(2), repeat=S):
@@ -89,7 +89,7 @@ def _mean(d: int, S: int):
 
 
 def _trace(d: int):
-    A, Sigma, m = symmetric("A", d), symmetric("Sigma", d), vector("m", d)
+    A, Sigma, m = symmetric("A", d), symmetric("Sigma", d), generic_vector("m", d)
     S = sp.Symbol("S", positive=True, integer=True)
     E = m * m.T + Sigma / S
     return (A * E).trace() - ((m.T * A * m)[0] + (A * Sigma).trace() / S)

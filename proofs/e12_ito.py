@@ -18,10 +18,10 @@ import sympy as sp
 from noether_sym.report._prove import (
     Proof,
     Step,
+    generic_vector,
     orthogonal_to,
     rewrite,
     symmetric,
-    vector,
     zero,
 )
 
@@ -51,7 +51,7 @@ def ito_reduce(expr: sp.Expr, dW: list[sp.Symbol]) -> sp.Expr:
 
 
 def _setup(d: int, use_symmetry: bool):
-    A, th = symmetric("A", d), vector("theta", d)
+    A, th = symmetric("A", d), generic_vector("theta", d)
     v = A * th
     gradL = orthogonal_to(v, "J", constrain=use_symmetry)
     B = sp.Matrix.hstack(*[orthogonal_to(v, f"B{k}", constrain=use_symmetry) for k in range(1, d + 1)])
@@ -62,7 +62,7 @@ def _setup(d: int, use_symmetry: bool):
 
 
 def _taylor(d: int):
-    A, th, dth = symmetric("A", d), vector("theta", d), vector("dtheta", d)
+    A, th, dth = symmetric("A", d), generic_vector("theta", d), generic_vector("dtheta", d)
     C = lambda z: (z.T * A * z)[0]  # noqa: E731
     return C(th + dth) - C(th) - (2 * (th.T * A * dth)[0] + (dth.T * A * dth)[0])
 

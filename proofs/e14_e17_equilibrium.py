@@ -18,7 +18,15 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym.report._prove import Proof, Step, limit, sign, symmetric, vector, zero
+from noether_sym.report._prove import (
+    Proof,
+    Step,
+    generic_vector,
+    limit,
+    sign,
+    symmetric,
+    zero,
+)
 
 lam, mu = sp.Symbol("lambda", real=True), sp.Symbol("mu", real=True)
 i, r = sp.symbols("i r", integer=True, positive=True)
@@ -36,7 +44,7 @@ def _spectral_G(d: int):
 
 def _spectral_C(d: int):
     a = [sp.Symbol(f"a_{k}", real=True) for k in range(1, d + 1)]
-    th = vector("theta", d)
+    th = generic_vector("theta", d)
     Ep = sp.diag(*[sp.exp(lam * ak) for ak in a])
     lhs = ((Ep * th).T * sp.diag(*a) * (Ep * th))[0]
     return lhs - sum(a[k] * sp.exp(2 * lam * a[k]) * th[k] ** 2 for k in range(d))

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import sympy as sp
 
-from noether_sym.report._prove import Proof, Step, sign, symmetric, vector, zero
+from noether_sym.report._prove import Proof, Step, generic_vector, sign, symmetric, zero
 
 lam = sp.Symbol("lambda", real=True)
 i, r = sp.symbols("i r", integer=True, positive=True)
@@ -45,7 +45,7 @@ def _label_noise(d: int, K: int, zero_mean: bool):
 
     Sigma, H, mean = sp.zeros(d, d), sp.zeros(d, d), sp.zeros(d, 1)
     for k in range(K):
-        F = vector(f"F{k + 1}", d)  # ∇_θ f(θ, x_k)
+        F = generic_vector(f"F{k + 1}", d)  # ∇_θ f(θ, x_k)
         Phi = symmetric(f"Phi{k + 1}", d)  # ∇²_θ f(θ, x_k)
         # at a minimum of the realizable problem f(θ, x) = f*(x), y = f*(x) + ε: f − y = −ε
         g = 2 * (-eps) * F  # ∇ℓ of ℓ = (f − y)²

@@ -22,7 +22,14 @@ import itertools
 
 import sympy as sp
 
-from noether_sym.report._prove import Proof, Step, general, symmetric, vector, zero
+from noether_sym.report._prove import (
+    Proof,
+    Step,
+    general,
+    generic_vector,
+    symmetric,
+    zero,
+)
 
 SHAPES = [s for s in itertools.product((1, 2), repeat=3)]  # (n, d, m)
 
@@ -51,7 +58,7 @@ def _moments(n: int, d: int, m: int, at_minimum: bool):
     U, W = general("U", m, d), general("W", d, n)
     V = general("V", m, n)  # the teacher: a constant when differentiating
     Sx, Se = symmetric("Sx", n), symmetric("Se", m)
-    x, e = vector("x", n), vector("e", m)
+    x, e = generic_vector("x", n), generic_vector("e", m)
     y = V * x + e
     res = U * W * x - y
     ell = (res.T * res)[0]

@@ -13,6 +13,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import rescaling_71
+from helpers import scale_invariant_loss as scale_invariant
 from sympy.stats import Normal
 
 import noether_sym as ns
@@ -21,17 +23,6 @@ from noether_sym._errors import InvalidArgumentError
 # ------------------------------------------------------------------------------------------
 # models
 # ------------------------------------------------------------------------------------------
-
-
-def rescaling_71():
-    """THEORY §7.1: f = u (wᵀx), Σ_x = diag(1, 4, 1/4), β = (1, −1/2, 2), σ² = 1/2."""
-    u = sp.Symbol("u")
-    w = ns.vector("w", 3)
-    xs = [Normal("x_0", 0, 1), Normal("x_1", 0, 2), Normal("x_2", 0, sp.Rational(1, 2))]
-    eps = Normal("eps", 0, sp.sqrt(sp.Rational(1, 2)))
-    beta = [1, -sp.Rational(1, 2), 2]
-    y = sum(b * xi for b, xi in zip(beta, xs)) + eps
-    return ns.Loss((u * sum(w[i] * xs[i] for i in range(3)) - y) ** 2, [u, w], name="rescaling 7.1"), u, w
 
 
 def two_layer_222():
@@ -50,12 +41,6 @@ def q_eigenvalues(T: np.ndarray) -> np.ndarray:
     W = T[..., :4].reshape(T.shape[:-1] + (2, 2))
     U = T[..., 4:].reshape(T.shape[:-1] + (2, 2))
     return np.linalg.eigvalsh(W @ np.swapaxes(W, -1, -2) - np.swapaxes(U, -1, -2) @ U)
-
-
-def scale_invariant():
-    a, b = sp.symbols("a b")
-    x, y = Normal("x", 0, 1), Normal("y", 0, 1)
-    return ns.Loss((a / sp.sqrt(a**2 + b**2) * x - y) ** 2, [a, b], name="scale-invariant")
 
 
 def toy_rescaling():
@@ -147,7 +132,7 @@ def test_same_seed_same_comparison():
 def test_scale_invariant_weight_decay_settles_at_E18():
     """ℓ = (a/‖θ‖ x − y)², A = I (divergent class); with γ > 0 the norm settles where
     2γ‖θ*‖² = (η/S) Tr Σ(θ*) (E18): at θ̂ = (0, 1), Tr Σ(θ̂) = 4, so ‖θ*‖⁴ = 4η/(2γ).
-    Tolerance 5% (issue 4); the s.e. is ≈ 0.1%, the O(η) bias ≈ 2.5%."""
+    Tolerance 5%; the s.e. is ≈ 0.1%, the O(η) bias ≈ 2.5%."""
     loss = scale_invariant()
     eta, gamma = 0.01, 0.1
     cmp = ns.compare(loss, [0.0, 1.0], lr=eta, batch_size=1, steps=12000, replicas=200, weight_decay=gamma,
@@ -195,6 +180,21 @@ def test_bad_arguments():
         ns.compare(loss, [2.0, 0.5], observables={"u^2": u**2}, predicted={"w": 1.0}, **kw)
     with pytest.raises(ns.NoetherSymError):
         ns.compare(loss, [2.0], **kw)
+
+
+def test_simulate_options_pass_through_and_are_checked_before_any_run():
+    """compare builds simulate's options once, from its own arguments and the pass-through
+    ones: a bad one fails before the prediction; the ones compare sets per run are refused."""
+    loss, _, _ = toy_rescaling()
+    kw = {"lr": 0.05, "batch_size": 1, "steps": 3200, "replicas": 4}
+    with pytest.raises(InvalidArgumentError, match="momentum"):
+        ns.compare(loss, [2.0, 0.5], momentum=1.5, **kw)
+    with pytest.raises(InvalidArgumentError, match="does not fit"):
+        ns.compare(loss, [2.0, 0.5], schedule=ns.Warmup(steps=5000), **kw)
+    with pytest.raises(TypeError, match="every"):
+        ns.compare(loss, [2.0, 0.5], every=3, **kw)
+    with pytest.raises(TypeError, match="no_such_option"):
+        ns.compare(loss, [2.0, 0.5], no_such_option=1, **kw)
 
 
 # ------------------------------------------------------------------------------------------

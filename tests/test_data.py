@@ -303,10 +303,10 @@ def test_minibatch_factor_matches_enumeration_without_replacement():
     batches = [sum((g[i] for i in B), sp.zeros(2, 1)) / Sb for B in itertools.combinations(range(N), Sb)]
     mean = sum(batches, sp.zeros(2, 1)) / len(batches)
     cov = sum(((b - mean) * (b - mean).T for b in batches), sp.zeros(2, 2)) / len(batches)
-    assert cov == minibatch_factor(Sb, N) * Sigma
-    assert minibatch_factor(Sb, N) == sp.Rational(N - Sb, Sb * (N - 1))
-    assert minibatch_factor(Sb) == minibatch_factor(Sb, N, replace=True) == sp.Rational(1, Sb)
-    assert minibatch_factor(N, N) == 0 and minibatch_factor(1, 1) == 0
+    assert cov == minibatch_factor(Sb, N, replace=False) * Sigma
+    assert minibatch_factor(Sb, N, replace=False) == sp.Rational(N - Sb, Sb * (N - 1))
+    assert minibatch_factor(Sb) == minibatch_factor(Sb, N) == sp.Rational(1, Sb)  # default: with replacement
+    assert minibatch_factor(N, N, replace=False) == 0 and minibatch_factor(1, 1, replace=False) == 0
 
 
 # ------------------------------------------------------------------------------------------
@@ -682,11 +682,13 @@ def test_error_numeric_moments_have_no_exact_point():
 
 def test_error_minibatch_factor():
     with pytest.raises(ns.InvalidArgumentError, match="exceeds"):
-        minibatch_factor(6, 5)
-    with pytest.raises(ns.InvalidArgumentError, match="positive integer"):
+        minibatch_factor(6, 5, replace=False)
+    with pytest.raises(ns.InvalidArgumentError, match="batch_size must be an integer >= 1"):
         minibatch_factor(0)
-    with pytest.raises(ns.InvalidArgumentError, match="positive integer"):
+    with pytest.raises(ns.InvalidArgumentError, match="n_samples must be an integer >= 1"):
         minibatch_factor(2, 2.5)
+    with pytest.raises(ns.InvalidArgumentError, match="replace must be True or False"):
+        minibatch_factor(2, 4, replace="no")
 
 
 def test_error_attach_data_inputs():
@@ -713,6 +715,8 @@ def test_error_gaussian_teacher_inputs():
         gaussian_linear_teacher(net, xs, ys, [[1, 2]], noise_std=-1)
     with pytest.raises(ns.InvalidArgumentError, match="entries"):
         gaussian_linear_teacher(net, xs, ys, [[1, 2]], input_std=[1, 2, 3])
+    with pytest.raises(ns.InvalidArgumentError, match="V must be a real number"):
+        gaussian_linear_teacher(net, xs, ys, [["__import__('os')", 2]])  # text is never evaluated
 
 
 def test_error_sampler_arguments():

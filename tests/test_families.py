@@ -10,6 +10,7 @@ import math
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import gl_count
 from sympy.stats import Normal
 
 import noether_sym as ns
@@ -17,11 +18,6 @@ from noether_sym.cli._main import main
 from noether_sym.compile._compiled import compiled
 
 FAMILIES = [k for k in ns.families.CATALOG if k != "matrix-factorization-30-40-30"]
-
-
-def gl_count(dims):
-    """§7.2-7.3: one GL(d_i) per hidden layer, Σ d_i(d_i+1)/2 symmetric generators."""
-    return sum(d * (d + 1) // 2 for d in dims[1:-1])
 
 
 # ---- every entry ---------------------------------------------------------------------------
@@ -350,3 +346,20 @@ def test_cli_bad_options_exit_2(args, capsys):
     except SystemExit as exc:
         code = exc.code
     assert code == 2 and "error" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "build, match",
+    [
+        (lambda: ns.families.linear_net([2, True, 1]), r"dims\[1\] must be an integer"),
+        (lambda: ns.families.linear_net({2, 3}), "dims must be a list"),
+        (lambda: ns.families.linear_net([2, 0, 1]), r"dims\[1\] must be an integer in \[1, 1000\]"),
+        (lambda: ns.families.relu_net([2, 10**6, 1]), "over the limit 1000"),
+        (lambda: ns.families.diagonal_net(True), "d must be an integer"),
+        (lambda: ns.families.mlp([2, 2, 1], activation="rleu"), "did you mean 'relu'"),
+        (lambda: ns.families.monomial_net([2, 2, 1], p=1), "p must be an integer >= 2"),
+    ],
+)
+def test_family_size_options_are_bounded_integers(build, match):
+    with pytest.raises(ns.InvalidArgumentError, match=match):
+        build()

@@ -1,4 +1,4 @@
-"""LaTeX export of derived objects (issue 6, item 3): golden files for a few, symbol names,
+"""LaTeX export of derived objects: golden files for a few, symbol names,
 every result type, errors. Regenerate the golden files with NOETHER_UPDATE_GOLDEN=1."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The LaTeX is real (issue 6, item 4): the proofs document and a derive document compile
+"""The LaTeX is real: the proofs document and a derive document compile
 with pdflatex. Locally the test skips when pdflatex is absent; under CI (CI set) it fails
 instead, because .ci/run installs the engine (Debian's texlive-latex-base/recommended)."""
 

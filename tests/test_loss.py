@@ -1,4 +1,4 @@
-"""Loss validation (issue 2, point 2): every invalid input gets a NoetherSymError that names it."""
+"""Loss validation: every invalid input gets a NoetherSymError that names it."""
 
 from __future__ import annotations
 
@@ -119,3 +119,116 @@ def test_text_is_never_evaluated_as_a_number_or_matrix_entry():
         with pytest.raises(ns.InvalidGeneratorError, match="real number"):
             ns.confirm_generator(loss, bad)
     assert ns.confirm_generator(loss, np.diag([1.0, -1.0]))[0]
+
+
+# ---- the generator normaliser (loss/_generators.py) -------------------------------------
+
+from noether_sym import InvalidArgumentError, InvalidGeneratorError  # noqa: E402
+from noether_sym.loss._generators import SPARSE_ABOVE, as_generator, as_generators  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        sp.Matrix([[1, 0], [0, -1]]),
+        sp.SparseMatrix(2, 2, {(0, 0): 1, (1, 1): -1}),
+        np.diag([1.0, -1.0]),
+        np.diag([1, -1]),
+        [[1, 0], [0, -1]],
+        ((sp.Integer(1), 0), (0, -1.0)),
+    ],
+)
+def test_as_generator_reads_every_kind_of_matrix_exactly(given):
+    A = as_generator(given, 2, symmetry="symmetric")
+    assert A == sp.diag(1, -1)
+    assert all(v.is_Rational for v in A)
+
+
+def test_as_generator_keeps_the_exact_value_of_a_float():
+    A = as_generator(np.array([[0.1, 0.0], [0.0, 0.0]]), 2)
+    assert A[0, 0] == sp.Rational(0.1) and A[0, 0] != sp.Rational(1, 10)
+    with pytest.raises(InvalidGeneratorError, match="exact"):
+        as_generator([[0.5, 0], [0, 0]], 2, allow_floats=False)
+
+
+@pytest.mark.parametrize(
+    "bad, kwargs, match",
+    [
+        (sp.diag(1, -1), {}, r"3x3 .*got 2x2"),
+        ([[1, 0, 0], [0, 1, 0], [0, 0, 1, 5]], {}, "equal-length rows|2-D"),
+        ("[[1,0],[0,1]]", {}, "never parsed"),
+        ([["1", 0, 0], [0, 1, 0], [0, 0, 1]], {}, "real number"),
+        ([[True, 0, 0], [0, 1, 0], [0, 0, 1]], {}, "real number"),
+        (np.array([[np.nan, 0, 0], [0, 1, 0], [0, 0, 1]]), {}, "non-finite"),
+        ([[float("inf"), 0, 0], [0, 1, 0], [0, 0, 1]], {}, "real number"),
+        ([[sp.I, 0, 0], [0, 1, 0], [0, 0, 1]], {}, "real number"),
+        ([[sp.Symbol("a"), 0, 0], [0, 1, 0], [0, 0, 1]], {}, "real number"),
+        ([[sp.sqrt(2), 0, 0], [0, 1, 0], [0, 0, 1]], {}, "not a rational"),
+        ([[0, 1, 0], [0, 0, 0], [0, 0, 0]], {"symmetry": "symmetric"}, r"symmetric .*entry \(0,1\)"),
+        ([[0, 1, 0], [1, 0, 0], [0, 0, 0]], {"symmetry": "antisymmetric"}, "antisymmetric"),
+        (sp.zeros(3, 3), {"nonzero": True}, "zero matrix"),
+    ],
+)
+def test_as_generator_rejects_with_a_message_that_says_what_to_fix(bad, kwargs, match):
+    with pytest.raises(InvalidGeneratorError, match=match):
+        as_generator(bad, 3, **kwargs)
+
+
+def test_as_generator_admits_algebraic_entries_on_request_and_checks_its_options():
+    assert as_generator(sp.diag(sp.sqrt(2), 1), 2, rational=False)[0, 0] == sp.sqrt(2)
+    with pytest.raises(InvalidArgumentError, match="n must be"):
+        as_generator(sp.eye(2), 0)
+    with pytest.raises(InvalidArgumentError, match="symmetry"):
+        as_generator(sp.eye(2), 2, symmetry="sym")
+
+
+def test_as_generator_is_sparse_for_many_parameters():
+    n = SPARSE_ABOVE + 1
+    A = np.zeros((n, n))
+    A[0, 0], A[n - 1, n - 1] = 1.0, -1.0
+    G = as_generator(A, n, symmetry="symmetric")
+    assert isinstance(G, sp.SparseMatrix) and G.todok() == {(0, 0): 1, (n - 1, n - 1): -1}
+    assert isinstance(as_generator(np.eye(3), 3), sp.Matrix)
+
+
+def test_as_generators_takes_one_matrix_a_sequence_or_a_result():
+    one = as_generators([[1, 0], [0, -1]], 2)
+    assert one == [sp.diag(1, -1)]
+    assert as_generators(np.diag([1, -1]), 2) == one
+    assert as_generators([sp.diag(1, -1), np.diag([2, 0])], 2) == [sp.diag(1, -1), sp.diag(2, 0)]
+
+    class Result:
+        generators = [sp.diag(1, -1)]
+
+    assert as_generators(Result(), 2) == one
+    assert as_generators([], 2, empty_ok=True) == []
+    with pytest.raises(InvalidGeneratorError, match="empty"):
+        as_generators([], 2)
+    with pytest.raises(InvalidGeneratorError, match=r"generators\[1\] must be 2x2"):
+        as_generators([sp.eye(2), sp.eye(3)], 2)
+    with pytest.raises(InvalidGeneratorError, match="unordered set"):
+        as_generators({1, 2}, 2)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"params": {u, w}, "data": [x]}, InvalidParameterError),
+        ({"params": dict.fromkeys([u, w]).keys(), "data": [x]}, InvalidParameterError),
+        ({"params": [u, w], "data": {x}}, InvalidDataError),
+        ({"params": [u, w], "data": [x], "constants": {sp.Symbol("c")}}, InvalidLossError),
+    ],
+)
+def test_an_unordered_set_is_refused_where_order_matters(kwargs, error):
+    c = sp.Symbol("c")
+    with pytest.raises(error, match="ordered sequence.*hash seed"):
+        ns.Loss(u * w * x * c, **kwargs)
+
+
+def test_block_sizes_are_checked_with_a_bound():
+    with pytest.raises(InvalidArgumentError, match="n must be an integer"):
+        ns.vector("w", 0)
+    with pytest.raises(InvalidArgumentError, match="cols must be an integer"):
+        ns.matrix("W", 2, True)
+    with pytest.raises(InvalidArgumentError, match="over the limit"):
+        ns.vector("w", 10**7)

@@ -1,5 +1,6 @@
-"""The machine-checked proofs (issue 6): every proof passes, and each one fails at the
-step that uses a hypothesis when that hypothesis is removed, showing the failing expression."""
+"""The machine-checked proofs (``report._prove``, ``proofs/``): every proof passes, and each
+one fails at the step that uses a hypothesis when that hypothesis is removed, showing the
+failing expression."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ import sympy as sp
 
 from noether_sym.cli import _main as cli
 from noether_sym.report._prove import (
-    Check,
     Proof,
+    ProofCheck,
     ProofError,
     Step,
     discover,
@@ -129,7 +130,7 @@ def test_checks_can_fail():
     with pytest.raises(ProofError):
         run_proof("not a proof")
     with pytest.raises(Exception, match="unknown check kind"):
-        Check("maybe", lambda: 0)
+        ProofCheck("maybe", lambda: 0)
 
 
 def test_a_crashing_check_is_a_failure():

@@ -14,6 +14,7 @@ import warnings
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import rescaling_loss, scale_invariant_loss
 from sympy.stats import Normal
 
 import noether_sym as ns
@@ -24,7 +25,7 @@ from noether_sym._errors import (
 )
 from noether_sym.compile._compiled import compiled
 from noether_sym.data._sample import make_sampler
-from noether_sym.simulate._observables import _as_generators
+from noether_sym.simulate._observables import generator_arrays
 from noether_sym.simulate._result import OVERFLOW
 from noether_sym.simulate._run import block_steps, simulate
 from noether_sym.simulate._schedule import Cosine, StepDecay, Warmup
@@ -32,24 +33,6 @@ from noether_sym.simulate._schedule import Cosine, StepDecay, Warmup
 # ------------------------------------------------------------------------------------------
 # models
 # ------------------------------------------------------------------------------------------
-
-
-def scale_invariant_loss() -> ns.Loss:
-    """ℓ = (a/‖(a, b)‖ · x − y)²: invariant under θ -> cθ, A = I (THEORY §7.5)."""
-    a, b = sp.symbols("a b")
-    x, y = Normal("x", 0, 1), Normal("y", 0, 1)
-    return ns.Loss((a / sp.sqrt(a**2 + b**2) * x - y) ** 2, [a, b], name="scale-invariant")
-
-
-def rescaling_loss() -> ns.Loss:
-    """THEORY §7.1: f = u (wᵀx), x ~ N(0, diag(1, 4, 1/4)), y = βᵀx + ε, σ² = 1/2."""
-    u = sp.Symbol("u")
-    w = ns.vector("w", 3)
-    xs = [Normal("x_0", 0, 1), Normal("x_1", 0, 2), Normal("x_2", 0, sp.Rational(1, 2))]
-    eps = Normal("eps", 0, sp.sqrt(sp.Rational(1, 2)))
-    beta = [1, -sp.Rational(1, 2), 2]
-    y = sum(b * xi for b, xi in zip(beta, xs)) + eps
-    return ns.Loss((u * sum(w[i] * xs[i] for i in range(3)) - y) ** 2, [u, w], name="rescaling 7.1")
 
 
 def linear_net_dataset(dims=(2, 2, 2), N=12, seed=3) -> ns.Loss:
@@ -379,7 +362,7 @@ def test_charges_orbit_and_sharpness_observables():
     assert np.allclose(res["norm2"], np.sum(th**2, axis=-1))
     assert np.all(res["orbit"][0] == 0)
     # the orbit coordinate moves by exactly μ along e^{μA}
-    gens = _as_generators([A], 4)
+    gens = generator_arrays([A], 4)
     th0 = np.array([[2.0, 0.5, -0.25, 1.0]])
     mu = 0.37
     moved = th0 * np.exp(mu * np.diag(A))
@@ -607,7 +590,7 @@ def test_bad_dataset_batch_and_generators():
     with pytest.raises(InvalidArgumentError, match="batch_size=13 exceeds the dataset size N=12"):
         simulate(loss, np.zeros(8), lr=0.1, batch_size=13, steps=3, replicas=1, replace=False)
     simulate(loss, np.zeros(8), lr=0.1, batch_size=13, steps=3, replicas=1)  # with replacement: fine
-    with pytest.raises(InvalidGeneratorError, match="8 x 8"):
+    with pytest.raises(InvalidGeneratorError, match="8x8"):
         simulate(loss, np.zeros(8), lr=0.1, batch_size=1, steps=3, replicas=1, record=["charges"],
                  generators=[np.eye(3)])
     asym = np.zeros((8, 8))
@@ -726,3 +709,44 @@ def test_rescaling_worked_example_reaches_the_balance_of_section_7_1():
     assert res.n_diverged == 0
     u2 = res["theta"][45:, :, 0] ** 2  # last quarter
     assert abs(u2.mean() / 0.7559 - 1) < 0.03
+
+
+# ------------------------------------------------------------------------------------------
+# options and generated code
+# ------------------------------------------------------------------------------------------
+
+
+def test_simulation_options_validate_and_revalidate_on_replace():
+    import dataclasses
+
+    from noether_sym.simulate._options import SimulationOptions
+
+    opts = SimulationOptions(lr=1, batch_size=np.int64(2), steps=100, replicas=3, record="norm2",
+                             schedule=Warmup(steps=50))
+    assert type(opts.batch_size) is int and type(opts.lr) is float
+    assert opts.record == ("norm2",) and opts.record_every == 1
+    with pytest.raises(InvalidArgumentError, match="does not fit"):
+        dataclasses.replace(opts, steps=20)
+    with pytest.raises(InvalidArgumentError, match="momentum"):
+        dataclasses.replace(opts, momentum=1.0)
+    with pytest.raises(InvalidArgumentError, match="replace"):
+        dataclasses.replace(opts, replace="no")
+
+
+def test_compile_graph_without_broadcast_returns_bare_outputs_with_the_same_values():
+    from noether_sym.compile._codegen import compile_graph
+    from noether_sym.compile._graph import Graph
+
+    a, b, c = sp.symbols("a b c")
+    g = Graph((a, b, c))
+    r = g.add(3 * a**2 + b)
+    wide = compile_graph(g, [r], grad_of=r, wrt=[0, 1, 2], kinks=True)
+    bare = compile_graph(g, [r], grad_of=r, wrt=[0, 1, 2], kinks=True, broadcast=False)
+    assert "broadcast_to" in wide.source and "broadcast" not in bare.source
+    A, B, C = np.array([[0.5], [-1.0]]), np.array([2.0, 3.0, 4.0]), np.zeros(1)
+    (v1,), g1, _ = wide(A, B, C)
+    (v2,), g2, _ = bare(A, B, C)
+    assert v1.shape == (2, 3) and all(np.shape(x) == (2, 3) for x in g1)
+    assert np.shape(g2[0]) == (2, 1) and np.shape(g2[1]) == () and g2[2] == 0.0  # as computed
+    assert np.array_equal(v1, v2)
+    assert all(np.array_equal(x, np.broadcast_to(y, x.shape)) for x, y in zip(g1, g2))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import sympy as sp
+from helpers import gl_count as _gl_count
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.linalg import expm
@@ -313,10 +314,6 @@ def test_unconfirmable_candidates_are_not_returned():
 # ------------------------------------------------------------------------------------------
 
 
-def _gl_count(dims: list[int]) -> int:
-    return sum(d * (d + 1) // 2 for d in dims[1:-1])
-
-
 def test_larger_linear_network_count_and_sparse_generators():
     dims = [8, 10, 8]  # n = 160: the structured route, support split into per-generator parts
     loss = ns.families.linear_net(dims)
@@ -334,9 +331,9 @@ def test_larger_linear_network_count_and_sparse_generators():
     for B in sym.generators[::11]:
         assert ns.confirm_generator(loss, B)[0]
     # the simulator's charges observable takes them without a dense float copy
-    from noether_sym.simulate._observables import _as_generators
+    from noether_sym.simulate._observables import generator_arrays
 
-    gens = _as_generators(sym.generators, loss.n)
+    gens = generator_arrays(sym.generators, loss.n)
     th = np.random.default_rng(0).standard_normal((3, loss.n))
     dense = np.stack([np.einsum("ri,ij,rj->r", th, np.array(B.tolist(), dtype=float), th) for B in sym.generators], axis=1)
     assert np.allclose(gens.charges(th), dense, rtol=1e-12, atol=1e-12)

@@ -13,22 +13,24 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer, Real, is_integer
+from ..loss._generators import as_generators
 from ..loss._loss import Loss, as_loss, replace_symbols
 from ..report._plot import _figure_class
-from ..simulate._observables import _as_generators
-from ..simulate._run import simulate
+from ..simulate._options import SimulationOptions
+from ..simulate._result import SimulationResult
+from ..simulate._run import run_simulation
 from ..symmetry._finder import find_symmetries
-from ..theory._equilibrium import noise_equilibrium
-from ..theory._joint import joint_equilibrium
+from ..theory._predict import predict_equilibrium
 
-__all__ = ['richardson', 'Run', 'Comparison', 'compare', 'richardson_fn']
+__all__ = ['Comparison', 'Run', 'compare', 'richardson', 'richardson_fn']
 
 
 #: Richardson weights over (η, 2η, 4η): "linear" is the least-squares line m = m₀ + aη
@@ -356,7 +358,7 @@ def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
     params = list(loss.params)
     rep = {p: loss.theta[i] for i, p in enumerate(params)}
     out = replace_symbols(expr, rep)  # expr is a sympy object (checked by the caller): never text
-    extra = out.free_symbols - set(loss.theta[i] for i in range(loss.n))
+    extra = out.free_symbols - {loss.theta[i] for i in range(loss.n)}
     if extra:
         raise InvalidArgumentError(
             f"observable uses symbol(s) {', '.join(sorted(map(str, extra)))} that are not parameters of the loss"
@@ -366,35 +368,13 @@ def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
 
 def _predict(loss: Loss, gens: list[sp.Matrix], theta0: np.ndarray, *, weight_decay: float, lr: float,
              batch_size: int, values: Any, discrete: bool) -> tuple[np.ndarray, str]:
-    """θ* from the start: one generator -> (E17)/(E18); commuting ones -> the joint equilibrium."""
+    """θ* from the start (a finite point or InvalidArgumentError), by :func:`predict_equilibrium`."""
 
-    if not gens:
-        raise InvalidArgumentError("no symmetry generator: nothing to predict; pass predicted=")
-    if len(gens) == 1:
-        eq = noise_equilibrium(loss, gens[0], list(theta0), batch_size=batch_size, weight_decay=weight_decay,
-                               lr=lr if weight_decay > 0 or discrete else None, discrete=discrete, values=values)
-        if not np.all(np.isfinite(eq.theta)):
-            raise InvalidArgumentError(
-                f"the equilibrium along this generator is {eq.kind} (λ* = {eq.lam}): no finite prediction. "
-                "A semidefinite generator needs weight decay (E18)."
-            )
-        return np.asarray(eq.theta, dtype=float), f"noise_equilibrium ({eq.kind}, {eq.method})"
-    if weight_decay > 0:
-        raise InvalidArgumentError(
-            "with weight decay and several generators give predicted= (e.g. from ns.noise_equilibrium per generator)"
-        )
-    An = [np.array(A.tolist(), dtype=float) for A in gens]
-    for i in range(len(An)):
-        for j in range(i):
-            if np.abs(An[i] @ An[j] - An[j] @ An[i]).max() > 1e-12:
-                raise InvalidArgumentError(
-                    "the generators do not commute, so the joint equilibrium is a matrix problem: pass predicted= "
-                    "(for a two-layer linear net, ns.two_layer_equilibrium (E21))"
-                )
-    je = joint_equilibrium(loss, gens, list(theta0), values=values)
-    if je.kind != "balanced":
-        raise InvalidArgumentError(f"the joint equilibrium is {je.kind}: no finite prediction")
-    return np.asarray(je.theta, dtype=float), "joint_equilibrium (commuting generators)"
+    # η enters the balance only with weight decay or the discrete drift
+    p = predict_equilibrium(loss, list(theta0), gens, batch_size=batch_size, weight_decay=weight_decay,
+                            lr=lr if weight_decay > 0 or discrete else None, discrete=discrete, values=values,
+                            finite=True)
+    return p.theta, p.how
 
 
 # ------------------------------------------------------------------------------------------
@@ -491,105 +471,134 @@ def compare(
     """
 
     loss = as_loss(loss)
-    for name, v, lo in (("tail", tail, 0.0),):
-        if not isinstance(v, (int, float)) or not (lo < float(v) <= 1.0):
-            raise InvalidArgumentError(f"{name} must be in (0, 1]; got {v!r}")
-    if not isinstance(records, (int, np.integer)) or records < 2:
-        raise InvalidArgumentError(f"records must be an integer ≥ 2; got {records!r}")
-    if not isinstance(steps, (int, np.integer)) or steps < (16 * records if richardson else records):
-        raise InvalidArgumentError(
-            f"steps must be an integer ≥ {16 * records if richardson else records} (records per run × "
-            f"{16 if richardson else 1}: the 4η run has steps/16); got {steps!r}"
-        )
+    _check_run_lengths(tail, records, steps, richardson)
+    if order not in _WEIGHTS and order != "auto":
+        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS) + ['auto']}; got {order!r}")
+    base, sampler = _base_options(lr, batch_size, steps, replicas, weight_decay, progress, simulate_options)
     th0 = np.asarray(loss.theta_vector(theta0, what="theta0"), dtype=float).ravel()
     if generators is None:
         gens = list(find_symmetries(loss, seed=seed).generators)
     else:
-
-        _as_generators(generators, loss.n)  # validates shape/symmetry
-        gens = [sp.Matrix(A) if not isinstance(A, sp.MatrixBase) else A for A in
-                (generators.generators if hasattr(generators, "generators") else
-                 [generators] if np.ndim(np.asarray(generators, dtype=object)) == 2 else generators)]
+        gens = as_generators(generators, loss.n, symmetry="symmetric", rational=False)
     gens_f = [np.array(A.tolist(), dtype=float) for A in gens]
     names, evaluate = _observable_functions(loss, observables, gens_f if observables is None else None)
+    pred, theta_star, how = _prediction(loss, predicted, names, evaluate, gens, th0, base, values, discrete)
 
-    theta_star: np.ndarray | None = None
+    lrs = [base.lr * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
+    seeds = np.random.SeedSequence(seed).spawn(len(lrs))
+    record = "charges" if observables is None else "theta"
+    runs: list[Run] = []
+    for j, (eta, ss) in enumerate(zip(lrs, seeds)):
+        st = base.steps // 4**j
+        opts = replace(base, lr=eta, steps=st, record=(record,), every=max(1, st // records),
+                       seed=int(ss.generate_state(1)[0]))
+        res = run_simulation(loss, th0, opts, generators=gens if observables is None else None, sampler=sampler,
+                             values=values)
+        runs.append(_measure(res, res[record], None if observables is None else evaluate, float(tail)))
+    order, rich, rich_sem = _extrapolate(runs, richardson, order)
+    return Comparison(
+        names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
+        richardson=rich, richardson_sem=rich_sem, order=order, prediction=how,
+        settings={"loss": loss.name, "lr": base.lr, "batch_size": base.batch_size, "steps": base.steps,
+                  "replicas": base.replicas, "weight_decay": base.weight_decay, "tail": float(tail),
+                  "seed": seed},
+    )
+
+
+def _check_run_lengths(tail: Any, records: Any, steps: Any, richardson: bool) -> None:
+    Real(0.0, 1.0, low_open=True)(tail, "tail")
+    Integer(2)(records, "records")
+    least = 16 * records if richardson else records
+    if not is_integer(steps) or steps < least:
+        raise InvalidArgumentError(
+            f"steps must be an integer ≥ {least} (records per run × {16 if richardson else 1}: the 4η run has "
+            f"steps/16); got {steps!r}"
+        )
+
+
+#: simulate's options that compare sets for every run itself
+_SET_PER_RUN = ("record", "every", "seed")
+
+
+def _base_options(lr: Any, batch_size: Any, steps: Any, replicas: Any, weight_decay: Any, progress: bool,
+                  simulate_options: dict[str, Any]) -> tuple[SimulationOptions, Any]:
+    """The base run's :class:`SimulationOptions` (η, all steps) and the sampler, from compare's
+    arguments and the options passed through to simulate."""
+    extra = dict(simulate_options)
+    sampler = extra.pop("sampler", None)
+    clash = [k for k in _SET_PER_RUN if k in extra]
+    if clash:
+        raise TypeError(f"compare() sets {', '.join(clash)} for each run itself; do not pass them")
+    base = SimulationOptions(lr=lr, batch_size=batch_size, steps=steps, replicas=replicas,
+                             weight_decay=weight_decay, progress=progress, **extra)
+    return base, sampler
+
+
+def _prediction(loss: Loss, predicted: Any, names: list[str], evaluate: Callable[[np.ndarray], np.ndarray],
+                gens: list[sp.MatrixBase], th0: np.ndarray, base: SimulationOptions, values: Any,
+                discrete: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(predicted values, θ* or None, how): from the theory, or from ``predicted``."""
     if predicted is None:
-        theta_star, how = _predict(loss, gens, th0, weight_decay=float(weight_decay), lr=float(lr),
-                                   batch_size=batch_size, values=values, discrete=discrete)
-        pred = evaluate(theta_star)
-    elif isinstance(predicted, Mapping):
+        theta_star, how = _predict(loss, gens, th0, weight_decay=base.weight_decay, lr=base.lr,
+                                   batch_size=base.batch_size, values=values, discrete=discrete)
+        return evaluate(theta_star), theta_star, how
+    if isinstance(predicted, Mapping):
         missing = [nm for nm in names if nm not in predicted]
         if missing:
             raise InvalidArgumentError(f"predicted lacks value(s) for {missing}; observables are {names}")
-        pred = np.array([float(predicted[nm]) for nm in names])
-        how = "given values"
-    else:
-        raw = getattr(predicted, "theta", predicted)
-        theta_star = np.asarray(raw, dtype=float).ravel()
-        if theta_star.shape != (loss.n,):
-            raise InvalidArgumentError(f"predicted θ* must have {loss.n} entries (params order); got {theta_star.shape}")
-        pred = evaluate(theta_star)
-        how = f"given θ* ({type(predicted).__name__})"
+        return np.array([float(predicted[nm]) for nm in names]), None, "given values"
+    raw = getattr(predicted, "theta", predicted)
+    theta_star = np.asarray(raw, dtype=float).ravel()
+    if theta_star.shape != (loss.n,):
+        raise InvalidArgumentError(f"predicted θ* must have {loss.n} entries (params order); got {theta_star.shape}")
+    return evaluate(theta_star), theta_star, f"given θ* ({type(predicted).__name__})"
 
-    if order not in _WEIGHTS and order != "auto":
-        raise InvalidArgumentError(f"order must be one of {sorted(_WEIGHTS) + ['auto']}; got {order!r}")
-    lrs = [float(lr) * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
-    seeds = np.random.SeedSequence(seed).spawn(len(lrs))
-    runs: list[Run] = []
-    record = ["charges"] if observables is None else ["theta"]
-    for j, (eta, ss) in enumerate(zip(lrs, seeds)):
-        st = int(steps) // 4**j
-        every = max(1, st // records)
-        res = simulate(
-            loss, th0, lr=eta, batch_size=batch_size, steps=st, replicas=replicas, weight_decay=weight_decay,
-            record=record, every=every, seed=int(ss.generate_state(1)[0]), progress=progress,
-            generators=gens if observables is None else None, values=values, **simulate_options,
+
+def _measure(res: SimulationResult, data: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray] | None,
+             tail: float) -> Run:
+    """One run's tail averages (mean ± s.e. over the surviving replicas), drift and outliers."""
+    eta, st, replicas = res.settings["lr"], res.settings["steps"], res.settings["replicas"]
+    with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: NaN, excluded below
+        vals = data if evaluate is None else evaluate(data)  # (records, R, k)
+    if vals.ndim == 2:
+        vals = vals[:, :, None]
+    t = np.asarray(res.times)
+    alive = ~res.diverged
+    if alive.sum() < 2:
+        raise InvalidArgumentError(
+            f"at η = {eta:g} only {int(alive.sum())} of {replicas} replicas survived: lower lr or use richardson=False"
         )
-        data = res[record[0]]
-        with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: NaN, excluded below
-            vals = data if observables is None else evaluate(data)  # (records, R, k)
-        if vals.ndim == 2:
-            vals = vals[:, :, None]
-        t = np.asarray(res.times)
-        sel = t >= (1.0 - float(tail)) * st
-        alive = ~res.diverged
-        if alive.sum() < 2:
-            raise InvalidArgumentError(
-                f"at η = {eta:g} only {int(alive.sum())} of {replicas} replicas survived: lower lr or use richardson=False"
-            )
-        tail_vals = vals[sel][:, alive]  # (records in the tail, R_alive, k)
-        per_rep = tail_vals.mean(axis=0)  # (R_alive, k)
-        value = per_rep.mean(axis=0)
-        sem = per_rep.std(axis=0, ddof=1) / math.sqrt(per_rep.shape[0])
-        h = tail_vals.shape[0] // 2
-        if h >= 1:
-            dd = tail_vals[-h:].mean(axis=0) - tail_vals[:h].mean(axis=0)
-            drift, drift_sem = dd.mean(axis=0), dd.std(axis=0, ddof=1) / math.sqrt(dd.shape[0])
-        else:  # pragma: no cover - records ≥ 2 keeps h ≥ 1 unless tail is tiny
-            drift = drift_sem = None
-        med = np.median(per_rep, axis=0)
-        mad = np.median(np.abs(per_rep - med), axis=0)
-        outliers = int(np.count_nonzero(np.any(np.abs(per_rep - med) > 20 * np.maximum(mad, 1e-300), axis=1)))
-        v_alive = vals[:, alive]
-        runs.append(Run(eta, st, value, sem, int(replicas), res.n_diverged, res.seconds, t,
-                        v_alive.mean(axis=1), v_alive.std(axis=1), drift, drift_sem, outliers))
-    rich = rich_sem = None
+    tail_vals = vals[t >= (1.0 - tail) * st][:, alive]  # (records in the tail, R_alive, k)
+    per_rep = tail_vals.mean(axis=0)  # (R_alive, k)
+    value = per_rep.mean(axis=0)
+    sem = per_rep.std(axis=0, ddof=1) / math.sqrt(per_rep.shape[0])
+    h = tail_vals.shape[0] // 2
+    if h >= 1:
+        dd = tail_vals[-h:].mean(axis=0) - tail_vals[:h].mean(axis=0)
+        drift, drift_sem = dd.mean(axis=0), dd.std(axis=0, ddof=1) / math.sqrt(dd.shape[0])
+    else:  # pragma: no cover - records ≥ 2 keeps h ≥ 1 unless tail is tiny
+        drift = drift_sem = None
+    # replicas more than 20 median absolute deviations from the median: near the stability edge
+    med = np.median(per_rep, axis=0)
+    mad = np.median(np.abs(per_rep - med), axis=0)
+    outliers = int(np.count_nonzero(np.any(np.abs(per_rep - med) > 20 * np.maximum(mad, 1e-300), axis=1)))
+    v_alive = vals[:, alive]
+    return Run(eta, st, value, sem, int(replicas), res.n_diverged, res.seconds, t,
+               v_alive.mean(axis=1), v_alive.std(axis=1), drift, drift_sem, outliers)
+
+
+def _extrapolate(runs: list[Run], richardson: bool, order: str) -> tuple[str, np.ndarray | None, np.ndarray | None]:
+    """(the order used, the η → 0 estimate, its s.e.); ``"auto"`` picks the rule by the runs."""
     if richardson and order == "auto":
         # use only runs without diverged or outlying replicas: (η, 2η, 4η) linear, else
         # (η, 2η), else no extrapolation (the table says why)
         clean = [not (r.n_diverged or r.outliers) for r in runs]
         order = "linear" if all(clean) else "two-point" if clean[0] and clean[1] else "none"
-    if richardson and order != "none":
-        k = len(_WEIGHTS[order])
-        rich, rich_sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
-    return Comparison(
-        names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
-        richardson=rich, richardson_sem=rich_sem, order=order, prediction=how,
-        settings={"loss": loss.name, "lr": float(lr), "batch_size": int(batch_size), "steps": int(steps),
-                  "replicas": int(replicas), "weight_decay": float(weight_decay), "tail": float(tail),
-                  "seed": seed},
-    )
+    if not richardson or order == "none":
+        return order, None, None
+    k = len(_WEIGHTS[order])
+    rich, rich_sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
+    return order, rich, rich_sem
 
 
 richardson_fn = richardson

@@ -1,4 +1,8 @@
-"""identities: split from noether_sym.testing (docstring to write)."""
+"""Check: theorem identities -- exact span comparison of generator bases, check_planted and check_identities.
+
+Assertion helpers: a finding (a missed or extra direction, a failed identity, a matrix
+that is not an exact generator) is an AssertionError with the details.
+"""
 
 
 from __future__ import annotations
@@ -12,9 +16,10 @@ from scipy.linalg import expm
 from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
-from .._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError, InvalidGeneratorError
 from ..compile._compiled import compiled
 from ..compile._confirm import confirm_generator
+from ..loss._generators import as_generators
 from ..loss._loss import Loss
 from ..symmetry._charges import confirm_conservation
 from ..symmetry._finder import find_symmetries
@@ -32,16 +37,16 @@ def _rank(mats: Sequence[sp.Matrix], n: int) -> int:
     return DomainMatrix(sdm, (len(sdm), n * (n + 1) // 2), QQ).rank()
 
 
-def _as_generator(A: Any, n: int, what: str, sigma: int = 1) -> sp.Matrix:
-    M = sp.Matrix(A)
-    assert M.shape == (n, n), f"{what} has shape {M.shape}, expected ({n}, {n})"
-    if sigma == 1:
-        assert M.is_symmetric(), f"{what} is not symmetric: {M.tolist()}"
-    else:
-        assert M.T == -M, f"{what} is not antisymmetric: {M.tolist()}"
-    for v in M:
-        assert sp.sympify(v).is_Rational, f"{what} has a non-rational entry {v}: generators must be exact"
-    return M
+def _exact_generators(mats: Sequence[Any], n: int, what: str, sigma: int = 1) -> list[sp.MatrixBase]:
+    """Exact rational generators (symmetric for ``sigma=1``, antisymmetric for -1); a matrix
+    that is not one fails the check as an AssertionError, like every other finding here."""
+    try:
+        return as_generators(
+            list(mats), n, what=what, empty_ok=True, allow_floats=False,
+            symmetry="symmetric" if sigma == 1 else "antisymmetric",
+        )
+    except (InvalidGeneratorError, InvalidArgumentError) as exc:
+        raise AssertionError(str(exc)) from None
 
 
 def span_ranks(found: Sequence[Any], planted: Sequence[Any], n: int) -> tuple[int, int, int]:
@@ -68,7 +73,7 @@ def _compare(
 
     n = planted.loss.n
     what = "generator" if sigma == 1 else "rotation"
-    found = [_as_generator(A, n, f"found {what} {i}", sigma) for i, A in enumerate(found_raw)]
+    found = _exact_generators(found_raw, n, f"the found {what}s", sigma)
     rf, rp, rj = span_ranks(found, expected, n)
     problems = []
     if rf < len(found):
@@ -199,7 +204,7 @@ def check_identities(
 
 
     n = loss.n
-    mats = [_as_generator(A, n, f"generator {i}") for i, A in enumerate(gens)]
+    mats = _exact_generators(gens, n, "gens")
     for i, A in enumerate(mats):
         ok, why = confirm_generator(loss, A)
         assert ok, f"(E4) fails for generator {i} {A.tolist()} of {loss!r}: {why}"

@@ -395,9 +395,7 @@ def _block(ch: Any, kind: str, index: int, budget: int) -> PlantedBlock:
         f = sp.Integer(0)
         gens = []
         for j in range(h):
-            w = [_sym(f"{P}w{j}{i}") for i in range(p)]
-            bj = [_sym(f"{P}c{j}")] if bias else []
-            v = _sym(f"{P}v{j}")
+            w, bj, v = _neuron(P, j, p, bias)
             s = sp.Add(*[wi * zi for wi, zi in zip(w, z)], *bj)
             act = sp.Max(0, s, evaluate=False) if slope is None else sp.Max(slope * s, s, evaluate=False)
             f += v * act
@@ -422,9 +420,7 @@ def _block(ch: Any, kind: str, index: int, budget: int) -> PlantedBlock:
         f = sp.Integer(0)
         spans = []
         for j in range(h):
-            w = [_sym(f"{P}w{j}{i}") for i in range(p)]
-            bj = [_sym(f"{P}c{j}")] if bias else []
-            v = _sym(f"{P}v{j}")
+            w, bj, v = _neuron(P, j, p, bias)
             z = [_sym(f"x{index}_{j}{i}") for i in range(p)]
             f += v * _pow(sp.Add(*[wi * zi for wi, zi in zip(w, z)], *bj), q)
             spans.append((len(params), len(w) + len(bj)))
@@ -723,3 +719,9 @@ def _canonical(mats: Sequence[sp.Matrix], n: int, sigma: int = 1) -> list[sp.Mat
             A[j, i] = sigma * A[i, j]
         out.append(A)
     return out
+
+
+def _neuron(prefix: str, j: int, fan_in: int, bias: bool) -> tuple[list[sp.Symbol], list[sp.Symbol], sp.Symbol]:
+    """The in-weights, optional bias and out-weight symbols of hidden neuron ``j``."""
+    w = [_sym(f"{prefix}w{j}{i}") for i in range(fan_in)]
+    return w, [_sym(f"{prefix}c{j}")] if bias else [], _sym(f"{prefix}v{j}")

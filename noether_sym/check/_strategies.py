@@ -1,4 +1,4 @@
-"""strategies: split from noether_sym.testing (docstring to write)."""
+"""Check: public Hypothesis strategies -- points θ, data models and random members of a generator space."""
 
 
 from __future__ import annotations

@@ -49,11 +49,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError, MissingDependencyError
-from ._sweep_spec import SweepSpec, Task, _as_spec, _check_int
+from .._validate import Integer
+from ._sweep_spec import SweepSpec, Task, _as_spec
 from ._sweep_store import SweepResult, _need, _prepare, _row, _write_shard, load_sweep
 from ._sweep_task import _failed_row, _guarded
 
-__all__ = ['SweepMismatchError', 'MissingDependencyError', 'sweep', 'plot_sweep']
+__all__ = ['MissingDependencyError', 'sweep', 'plot_sweep']
 
 
 # ------------------------------------------------------------------------------------------
@@ -183,7 +184,7 @@ def sweep(
     """
     spec = _as_spec(spec)
     if workers is not None:
-        workers = _check_int(workers, "workers", 0)
+        workers = Integer(0, 1024)(workers, "workers")
     serial = scheduler == "serial" or workers == 0
     if isinstance(scheduler, str) and not serial and "://" not in scheduler:
         raise InvalidArgumentError(

@@ -1,4 +1,8 @@
-"""sweep_spec: split from noether_sym.check._sweep (docstring to write)."""
+"""Check: sweep specifications -- a TOML/dict spec validated and expanded into seeded, content-addressed tasks.
+
+Every task's numeric fields are checked by one table (``_TASK_FIELDS``, constraints from
+:mod:`noether_sym._validate`) after the grid is expanded, so a bad value names its task.
+"""
 
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sympy as sp
 
 from .. import families
 from .._errors import InvalidArgumentError
+from .._validate import Integer, Real, Seed, is_integer
 from .._version import __version__
 from ..loss._loss import Loss
 
@@ -60,30 +65,28 @@ class Task:
     seed: int
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+#: the contract of a task's numeric fields (checked for every task after the grid is expanded)
+_TASK_FIELDS = {
+    "start_seed": Seed(),
+    "noise": Real(0),
+    "lr": Real(0, low_open=True),
+    "batch_size": Integer(1),
+    "weight_decay": Real(0),
+    "steps": Integer(1),
+    "replicas": Integer(1),
+    "every": Integer(1),
+}
 
 
-def _check_int(v: Any, what: str, minimum: int) -> int:
-    if not _is_int(v) or v < minimum:
-        raise InvalidArgumentError(f"{what} must be an integer >= {minimum}; got {v!r}")
-    return int(v)
-
-
-def _check_real(v: Any, what: str, *, positive: bool = False) -> float:
-    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float, np.integer, np.floating)):
-        raise InvalidArgumentError(f"{what} must be a number; got {v!r}")
-    f = float(v)
-    if not math.isfinite(f) or f < 0 or (positive and f == 0):
-        raise InvalidArgumentError(f"{what} must be a finite number {'> 0' if positive else '>= 0'}; got {v!r}")
-    return f
+def _field(cfg_value: Any, key: str, where: str) -> Any:
+    return _TASK_FIELDS[key](cfg_value, f"{where}: {key}")
 
 
 def _plain(v: Any, what: str) -> Any:
     """``v`` as JSON-ready plain data (lists, numbers, strings, bools), or an error."""
     if isinstance(v, (bool, str)) or v is None:
         return v
-    if _is_int(v):
+    if is_integer(v):
         return int(v)
     if isinstance(v, (float, np.floating)):
         f = float(v)
@@ -176,15 +179,15 @@ def _canonical(raw: Mapping[str, Any], where: str, losses: dict[str, Any]) -> di
         if vals is None or not vals or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             raise InvalidArgumentError(f"{where}: start must be \"default\", a list of numbers or a table {{name: number}}")
     cfg["start"] = start
-    cfg["start_seed"] = _check_int(value("start_seed"), f"{where}: start_seed", 0)
-    cfg["noise"] = _check_real(value("noise"), f"{where}: noise")
-    cfg["lr"] = _check_real(value("lr"), f"{where}: lr", positive=True)
-    cfg["batch_size"] = _check_int(value("batch_size"), f"{where}: batch_size", 1)
-    cfg["weight_decay"] = _check_real(value("weight_decay"), f"{where}: weight_decay")
-    cfg["steps"] = _check_int(value("steps"), f"{where}: steps", 1)
-    cfg["replicas"] = _check_int(value("replicas"), f"{where}: replicas", 1)
+    cfg["start_seed"] = _field(value("start_seed"), "start_seed", where)
+    cfg["noise"] = _field(value("noise"), "noise", where)
+    cfg["lr"] = _field(value("lr"), "lr", where)
+    cfg["batch_size"] = _field(value("batch_size"), "batch_size", where)
+    cfg["weight_decay"] = _field(value("weight_decay"), "weight_decay", where)
+    cfg["steps"] = _field(value("steps"), "steps", where)
+    cfg["replicas"] = _field(value("replicas"), "replicas", where)
     every = value("every")
-    cfg["every"] = max(1, cfg["steps"] // 100) if every is None else _check_int(every, f"{where}: every", 1)
+    cfg["every"] = max(1, cfg["steps"] // 100) if every is None else _field(every, "every", where)
     cfg["repeat"] = int(raw.get("repeat", 0))
     return cfg
 
@@ -296,8 +299,8 @@ class SweepSpec:
                 f"task keys {', '.join(TASK_KEYS)}"
             )
         self.raw = dict(spec)
-        self.seed = _check_int(spec.get("seed", 0), "spec: seed", 0)
-        self.repeats = _check_int(spec.get("repeats", 1), "spec: repeats", 1)
+        self.seed = Seed()(spec.get("seed", 0), "spec: seed")
+        self.repeats = Integer(1)(spec.get("repeats", 1), "spec: repeats")
         base = {k: v for k, v in spec.items() if k in TASK_KEYS}
         raws: list[dict[str, Any]] = []
         if "grid" in spec:

@@ -1,4 +1,4 @@
-"""sweep_store: split from noether_sym.check._sweep (docstring to write)."""
+"""Check: sweep storage -- atomic Parquet shards, the manifest, and :class:`SweepResult` / :func:`load_sweep`."""
 
 
 from __future__ import annotations

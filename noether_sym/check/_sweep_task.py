@@ -1,4 +1,4 @@
-"""sweep_task: split from noether_sym.check._sweep (docstring to write)."""
+"""Check: one sweep task -- build the loss, run the simulation, and return a plain result row (errors recorded, not raised)."""
 
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Verify: every theorem of THEORY.md checked on every catalog family (the main job).
+"""Check: every theorem of THEORY.md checked on every catalog family (the main job).
 
 A check returns a :class:`Check` verdict: family, theorem, predicted, measured, tolerance,
 passed, seconds. Three kinds (THEORY §9):
@@ -43,14 +43,13 @@ from ..compile._compiled import compiled
 from ..compile._confirm import confirm_generator
 from ..data._moments import compiled_moments, expectation
 from ..data._sample import make_sampler
-from ..report._latex import to_latex
+from ..report._latex import document, to_latex
 from ..report._plot import _figure_class
 from ..simulate._run import simulate
 from ..symmetry._charges import confirm_conservation
 from ..symmetry._finder import find_symmetries
-from ..theory._equilibrium import noise_equilibrium
+from ..theory._predict import TwoLayerModel, predict_equilibrium
 from ..theory._sharpness import sharpness_along_orbit
-from ..theory._two_layer import two_layer_equilibrium
 from ._compare import compare
 
 __all__ = ['Check', 'VerifyReport', 'check_generators', 'check_transport', 'check_noise_orthogonality', 'check_conservation', 'check_one_step', 'check_spectral', 'check_expected_step', 'check_equilibrium', 'check_weight_decay', 'check_two_layer', 'check_divergence', 'check_sharpness', 'verify']
@@ -560,7 +559,7 @@ def _flow_steps(case: _Case, th: np.ndarray, gens: list[Any], eta: float, S: int
         return int(math.log(100.0) / (2 * eta * gamma))
     worst = 0.0
     for A in gens:
-        eq = noise_equilibrium(case.loss, A, list(th), batch_size=S)
+        eq = predict_equilibrium(case.loss, list(th), [A], batch_size=S).result
         if not math.isfinite(eq.lam):
             continue
         a = np.array([float(v) for v in eq.eigenvalues])
@@ -678,8 +677,7 @@ def check_two_layer(case: _Case) -> list[Check]:
     W = case.theta0[: d * n_in].reshape(d, n_in)
     U = V @ np.linalg.pinv(W)  # a minimum on the start's W: U W = V
     th = np.concatenate([W.ravel(), U.ravel()])
-    eq = two_layer_equilibrium(U, W, Sx, Se)
-    star = np.concatenate([eq.W.ravel(), eq.U.ravel()])
+    star = predict_equilibrium(case.loss, th, two_layer=TwoLayerModel(n_in, d, m, Sx, Se)).theta
 
     # rotation invariants that are smooth in θ (sorted eigenvalues are not where they are
     # degenerate, e.g. WWᵀ = UᵀU ∝ I for isotropic data: their fluctuations split them at
@@ -720,7 +718,7 @@ def check_divergence(case: _Case) -> list[Check]:
         return []
     A = case.gens[0]
     th = case.minimum()
-    eq = noise_equilibrium(case.loss, A, list(th))
+    eq = predict_equilibrium(case.loss, list(th), [A]).result
     a = [float(v) for v in eq.eigenvalues if float(v) != 0]
     if sorted(set(a)) != [1.0]:
         return []  # the closed form below is for a single positive eigenvalue 1
@@ -907,8 +905,7 @@ def verify(
 
 def _derivations_latex(cases: list[_Case]) -> str:
 
-    parts = [r"\documentclass{article}", r"\usepackage{amsmath,amssymb}", r"\begin{document}",
-             r"\section*{noether-sym verify: derived expressions}"]
+    parts = []
     for case in cases:
         parts.append(r"\subsection*{" + case.name.replace("_", r"\_") + "}")
         for i, c in enumerate(case.sym.charges[:6]):
@@ -917,8 +914,7 @@ def _derivations_latex(cases: list[_Case]) -> str:
             parts.append(f"(and {len(case.sym.charges) - 6} more charges)")
         if not case.sym.charges:
             parts.append("No exponential symmetry.")
-    parts.append(r"\end{document}")
-    return "\n".join(parts) + "\n"
+    return document("\n".join(parts), "noether-sym verify: derived expressions")
 
 
 def _progress(total: int) -> Any:

@@ -1,4 +1,11 @@
-"""common: split from noether_sym.cli (docstring to write)."""
+"""Command line: what several subcommands share -- the loss options and usage errors.
+
+``add_loss_arguments`` declares the positional catalog family with its ``--dims`` /
+``--option`` values, or ``--loss EXPR --params ... --data ...`` for a typed loss, and
+``_loss_from_args`` builds the Loss from them; ``_UsageError`` and ``_Parser`` turn bad
+usage into exit status 2 with a one-line message; ``_with_gaussian_data`` gives a loss
+without a data model independent standard normal data.
+"""
 
 
 from __future__ import annotations

@@ -1,24 +1,54 @@
-"""derive: split from noether_sym.cli (docstring to write)."""
+"""Command line: ``noether-sym derive`` -- what the theory says about one loss (``ns.derive``).
+
+Symmetries, the drift of every charge and, at a point θ (``--theta`` or a seeded random
+point with short decimals, taken exactly), the noise equilibrium and sharpness along each
+generator; as text, ``--json`` or a complete LaTeX document (``--latex``). Catalog
+families without a data model get independent standard normal data (``--gaussian``
+forces that for any loss).
+"""
 
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from ..report._derive import derive
-from ._common import _loss_from_args, _UsageError, _with_gaussian_data
+from ._common import (
+    _float_list,
+    _loss_from_args,
+    _UsageError,
+    _with_gaussian_data,
+    add_loss_arguments,
+)
 
-__all__ = []
+__all__ = ['add_parser', 'run']
 
 
 
-def _cmd_derive(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``derive`` subcommand to ``subparsers``."""
+    d = subparsers.add_parser("derive", help="symmetries, charge dynamics, equilibria and sharpness of a loss")
+    add_loss_arguments(d)
+    d.add_argument("--gaussian", action="store_true",
+                   help="treat every data symbol as an independent standard normal (families: teacher data)")
+    d.add_argument("--theta", type=_float_list, default=None, help="the point θ (comma-separated, params order)")
+    d.add_argument("--batch-size", type=int, default=1)
+    d.add_argument("--lr", type=float, default=None)
+    d.add_argument("--weight-decay", type=float, default=0.0)
+    d.add_argument("--seed", type=int, default=0, help="seed of the default random point θ")
+    d.add_argument("--json", action="store_true", help="print one JSON document")
+    d.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
+    d.set_defaults(func=run)
+    return d
 
 
+def run(args: argparse.Namespace) -> int:
+    """Execute ``noether-sym derive``; returns the exit status."""
     loss = _loss_from_args(args)
     if args.gaussian or (args.family and not loss.random_symbols and loss.dataset is None):
         loss = _with_gaussian_data(loss)

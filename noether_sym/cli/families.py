@@ -1,20 +1,34 @@
-"""families: split from noether_sym.cli (docstring to write)."""
+"""Command line: ``noether-sym families`` -- list the catalog (``ns.families.CATALOG``).
+
+One line per family (name, THEORY section, description), or with ``--json`` each family's
+options, simulation settings and the THEORY tags its checks cover.
+"""
 
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from noether_sym import families
 
 from ._common import _json_value
 
-__all__ = []
+__all__ = ['add_parser', 'run']
 
 
 
-def _cmd_families(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``families`` subcommand to ``subparsers``."""
+    f = subparsers.add_parser("families", help="list the catalog")
+    f.add_argument("--json", action="store_true")
+    f.set_defaults(func=run)
+    return f
+
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``noether-sym families``; returns the exit status."""
     if args.json:
         doc = {
             k: {

@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", default=None, metavar="NAME",
                    help="run only the proofs whose file name contains NAME (repeatable), e.g. e09")
     p.add_argument("--quiet", action="store_true", help="print only failures and the summary")
+    p.set_defaults(func=run)
     return p
 
 

@@ -35,12 +35,13 @@ from sympy.stats import Normal, Rademacher, Uniform
 from noether_sym import families
 
 from .._errors import NoetherSymError
-from ..check._compare import _predict, compare
+from ..check._compare import compare
 from ..data._model import attach_data
 from ..loss._loss import Loss
 from ..report._plot import plot_charges
 from ..simulate._run import simulate
 from ..symmetry._finder import find_symmetries
+from ..theory._predict import predict_equilibrium
 from ._common import _loss_from_args, _UsageError, add_loss_arguments
 
 __all__ = ['add_parser', 'run']
@@ -81,6 +82,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     s.add_argument("--plot", metavar="OUT.png", help="write a figure of the charge trajectories")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--progress", action="store_true", help="show a progress bar (needs tqdm)")
+    s.set_defaults(func=run)
     return s
 
 
@@ -252,10 +254,12 @@ def _prediction(loss: Loss, generators: Any, theta0: Any, opts: dict[str, Any]) 
         return None, "the loss has no data model"
     th = np.asarray(loss.theta_vector(theta0, what="theta0"), dtype=float).ravel()
     try:
-        star, how = _predict(loss, list(generators), th, weight_decay=float(opts["weight_decay"]), lr=float(opts["lr"]),
-                             batch_size=int(opts["batch_size"]), values=None, discrete=False)
+        gamma = float(opts["weight_decay"])
+        p = predict_equilibrium(loss, list(th), list(generators), weight_decay=gamma, batch_size=int(opts["batch_size"]),
+                                lr=float(opts["lr"]) if gamma > 0 else None, finite=True)
     except NoetherSymError as exc:
         return None, str(exc)
+    star, how = p.theta, p.how
     mats = [np.array(A.tolist(), dtype=float) for A in generators]
     return np.array([star @ A @ star for A in mats]), how
 

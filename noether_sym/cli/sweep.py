@@ -37,6 +37,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                    help="workers of the local cluster (default 2; 0 = serial)")
     s.add_argument("--retry-failed", action="store_true", help="also rerun tasks recorded as failed")
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.set_defaults(func=run)
     return s
 
 

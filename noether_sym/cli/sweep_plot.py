@@ -26,6 +26,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     s.add_argument("dir", metavar="DIR", help="a sweep directory (noether-sym sweep --out DIR)")
     s.add_argument("--into", metavar="FOLDER", default=None, help="where to write the figures (default DIR/plots)")
+    s.set_defaults(func=run)
     return s
 
 

@@ -1,22 +1,40 @@
-"""symmetries: split from noether_sym.cli (docstring to write)."""
+"""Command line: ``noether-sym symmetries`` -- the exponential symmetries of a family or a loss.
+
+Prints the number of generators, independent charges, rotations and classes with the first
+charges, or with ``--json`` one document with every generator (dense and sparse), the
+charges and the finder's certificate (``ns.find_symmetries``).
+"""
 
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 import sympy as sp
 
 from ..symmetry._finder import find_symmetries
-from ._common import _dense, _loss_from_args
+from ._common import _dense, _loss_from_args, add_loss_arguments
 
-__all__ = []
+__all__ = ['add_parser', 'run']
 
 
 
-def _cmd_symmetries(args: argparse.Namespace) -> int:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``symmetries`` subcommand to ``subparsers``."""
+    s = subparsers.add_parser("symmetries", help="find the exponential symmetries of a family or of a loss")
+    add_loss_arguments(s)
+    s.add_argument("--route", default="auto", choices=["auto", "exact", "dense", "structured"])
+    s.add_argument("--no-rotations", action="store_true", help="skip the antisymmetric part")
+    s.add_argument("--json", action="store_true", help="print one JSON document")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=run)
+    return s
 
+
+def run(args: argparse.Namespace) -> int:
+    """Execute ``noether-sym symmetries``; returns the exit status."""
     loss = _loss_from_args(args)
     sym = find_symmetries(loss, route=args.route, rotations=not args.no_rotations, seed=args.seed)
     if args.json:

@@ -38,6 +38,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     v.add_argument("--no-report", action="store_true", help="do not write the report directory")
     v.add_argument("--no-progress", action="store_true", help="no progress bar")
     v.add_argument("--seed", type=int, default=0)
+    v.set_defaults(func=run)
     return v
 
 

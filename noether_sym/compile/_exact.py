@@ -36,7 +36,7 @@ import flint
 import sympy as sp
 
 from .._errors import UnsupportedExpressionError
-from ._graph import Graph
+from ._graph import Graph, _ancestors
 
 __all__ = ['Frac', 'Confirmation', 'ExactModel']
 
@@ -134,7 +134,7 @@ class ExactModel:
         self.root = root
         self.n_theta = n_theta
         nodes = graph.nodes
-        reach = _reachable(graph, root)
+        reach = _ancestors(graph, root)
         # Close under the derivative rules of generic functions (may add nodes / atoms).
         frontier = [i for i in reach if nodes[i].op == "fn" and nodes[i].data not in ("exp", "log")]
         seen_fn: set[int] = set()
@@ -149,7 +149,7 @@ class ExactModel:
                         d = graph.fn_partial(i, k)
                     except UnsupportedExpressionError:
                         continue
-                    r2 = _reachable(graph, d)
+                    r2 = _ancestors(graph, d)
                     reach |= r2
                     new.extend(j for j in r2 if nodes[j].op == "fn" and nodes[j].data not in ("exp", "log"))
             frontier = new
@@ -238,23 +238,7 @@ class ExactModel:
 
     def val(self, i: int) -> Frac:
         """Exact value of node i (memoized)."""
-        memo = self._val
-        if i in memo:
-            return memo[i]
-        # iterative post-order to avoid deep recursion
-        stack = [i]
-        while stack:
-            j = stack[-1]
-            if j in memo:
-                stack.pop()
-                continue
-            deps = [a for a in self._val_deps(j) if a not in memo]
-            if deps:
-                stack.extend(deps)
-                continue
-            memo[j] = self._val_node(j)
-            stack.pop()
-        return memo[i]
+        return _postorder(self._val, i, self._val_deps, self._val_node)
 
     def _val_deps(self, j: int) -> list[int]:
         nd = self.graph.nodes[j]
@@ -326,22 +310,7 @@ class ExactModel:
 
     def der(self, i: int) -> Frac:
         """D_V of node i (memoized for the current direction)."""
-        memo = self._der
-        if i in memo:
-            return memo[i]
-        stack = [i]
-        while stack:
-            j = stack[-1]
-            if j in memo:
-                stack.pop()
-                continue
-            deps = [a for a in self._der_deps(j) if a not in memo]
-            if deps:
-                stack.extend(deps)
-                continue
-            memo[j] = self._der_node(j)
-            stack.pop()
-        return memo[i]
+        return _postorder(self._der, i, self._der_deps, self._der_node)
 
     def _der_deps(self, j: int) -> list[int]:
         nd = self.graph.nodes[j]
@@ -495,17 +464,21 @@ def _is_atom(nd: Any) -> bool:
     return False
 
 
-def _reachable(graph: Graph, root: int) -> set[int]:
-    seen: set[int] = set()
-    stack = [root]
-    nodes = graph.nodes
+def _postorder(memo: dict[int, Frac], i: int, deps: Any, node: Any) -> Frac:
+    """``memo[i]``, computing missing dependencies first by an iterative post-order walk
+    (graphs of big expressions are deeper than Python's recursion limit)."""
+    if i in memo:
+        return memo[i]
+    stack = [i]
     while stack:
-        i = stack.pop()
-        if i in seen:
+        j = stack[-1]
+        if j in memo:
+            stack.pop()
             continue
-        seen.add(i)
-        nd = nodes[i]
-        stack.extend(nd.args)
-        if nd.op in ("max", "min"):
-            stack.append(nd.data)
-    return seen
+        todo = [a for a in deps(j) if a not in memo]
+        if todo:
+            stack.extend(todo)
+            continue
+        memo[j] = node(j)
+        stack.pop()
+    return memo[i]

@@ -1,1 +1,15 @@
-"""data: stage package (docstring to write)."""
+"""Data stage: the data model of a loss and exact expectations over it (THEORY §1).
+
+Modules
+-------
+``_model``
+    :func:`minibatch_factor`, :func:`attach_data`, :func:`gaussian_linear_teacher` and the
+    exact reading of points θ and constant values.
+``_polynomial``
+    The sparse polynomial builder and moment sources (random symbols, finite datasets).
+``_moments``
+    :func:`moments` (∇L, M, Σ exactly or by Monte Carlo), :func:`expectation`,
+    :func:`compiled_moments`.
+``_sample``
+    Samplers that draw data (random symbols) or index a dataset for simulation.
+"""

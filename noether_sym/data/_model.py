@@ -1,4 +1,9 @@
-"""model: split from noether_sym._data (docstring to write)."""
+"""Data: attaching and describing a data model -- minibatch factor, attach_data, Gaussian linear teacher, exact points.
+
+Turns a Loss with plain data symbols into one whose data are ``sympy.stats`` random
+symbols, and reads user points θ and constant values exactly (floats at their exact binary
+value, text never parsed) for the exact moment computations of :mod:`._moments`.
+"""
 
 
 from __future__ import annotations
@@ -14,35 +19,35 @@ from sympy.stats import Normal
 from sympy.stats.rv import RandomSymbol
 
 from .._errors import InvalidArgumentError, InvalidDataError
+from .._validate import Boolean, Integer, Optional, validate
 from ..compile._matrix_grads import DataMapGradient
 from ..loss._loss import Loss, as_loss, replace_symbols
 from ._polynomial import _SUPPORTED, _check_random_symbol
 
 __all__ = ['minibatch_factor', 'attach_data', 'gaussian_linear_teacher']
 
+_MINIBATCH = {"batch_size": Integer(1), "n_samples": Optional(Integer(1)), "replace": Boolean()}
 
 
-def minibatch_factor(batch_size: int, n_samples: int | None = None, *, replace: bool = False) -> sp.Rational:
+
+def minibatch_factor(batch_size: int, n_samples: int | None = None, *, replace: bool = True) -> sp.Rational:
     """c with Cov ĝ = c · Σ for a minibatch of S = ``batch_size`` samples (THEORY §1).
 
-    Independent draws (an infinite population, or ``replace=True``): c = 1/S. Without
-    replacement from N = ``n_samples`` points: c = (N − S)/(S (N − 1)) (finite-population
-    correction; 0 for the full batch).
+    Independent draws (an infinite population, or ``replace=True``, the default, which is
+    how ``simulate`` samples a dataset): c = 1/S. Without replacement (``replace=False``)
+    from N = ``n_samples`` points: c = (N − S)/(S (N − 1)) (finite-population correction;
+    0 for the full batch).
 
     Examples
     --------
     >>> import noether_sym as ns
-    >>> ns.minibatch_factor(4), ns.minibatch_factor(4, 10), ns.minibatch_factor(10, 10)
-    (1/4, 1/6, 0)
+    >>> ns.minibatch_factor(4), ns.minibatch_factor(4, 10), ns.minibatch_factor(4, 10, replace=False)
+    (1/4, 1/4, 1/6)
     """
-    checks = [(batch_size, "batch_size")] + ([] if n_samples is None else [(n_samples, "n_samples")])
-    for v, what in checks:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise InvalidArgumentError(f"{what} must be a positive integer; got {v!r}")
-    S = int(batch_size)
-    if n_samples is None or replace:
+    opts = validate(_MINIBATCH, batch_size=batch_size, n_samples=n_samples, replace=replace)
+    S, N = opts["batch_size"], opts["n_samples"]
+    if N is None or opts["replace"]:
         return sp.Rational(1, S)
-    N = int(n_samples)
     if S > N:
         raise InvalidArgumentError(
             f"batch_size ({S}) exceeds n_samples ({N}): a batch without replacement cannot be larger "
@@ -244,6 +249,22 @@ def _per_index(v: Any, k: int, what: str) -> list[sp.Expr]:
     return [_exact_number(x, what) for x in vals]
 
 
+def _teacher_matrix(V: Any) -> sp.Matrix:
+    """V as an exact SymPy matrix; entries are read one by one, since ``sp.Matrix`` would
+    sympify (evaluate) a string entry."""
+    if isinstance(V, sp.MatrixBase):
+        rows = V.tolist()
+    else:
+        try:
+            arr = np.asarray(V, dtype=object)
+        except Exception:  # noqa: BLE001 - ragged or not array-like
+            raise InvalidArgumentError(f"V must be a matrix of numbers (a list of equal-length rows); got {V!r}") from None
+        if arr.ndim not in (1, 2):
+            raise InvalidArgumentError(f"V must be a matrix of numbers (2-D); got an object of shape {arr.shape}")
+        rows = arr.reshape(len(arr), -1).tolist()
+    return sp.Matrix([[_exact_number(v, "V") for v in row] for row in rows]) if rows else sp.zeros(0, 0)
+
+
 def gaussian_linear_teacher(
     loss: Loss,
     inputs: Sequence[sp.Symbol],
@@ -260,8 +281,8 @@ def gaussian_linear_teacher(
     Maps ``inputs[i] -> X{i} = Normal("X{i}", μ_i, s_i)`` and
     ``outputs[o] -> Σ_i V[o, i] X{i} + Normal("E{o}", 0, t_o)`` (no ε when t_o = 0), with
     independent symbols; the setting of THEORY §7.1-§7.2. Numbers are kept exact (floats
-    convert to their exact binary value; pass ``sp.Rational`` or strings like ``"1/10"``
-    for decimal fractions); stds may be symbols (declare a positive symbol).
+    convert to their exact binary value; pass ``sp.Rational`` or ``fractions.Fraction``
+    for decimal fractions; text is never parsed); stds may be symbols (declare a positive symbol).
 
     Parameters
     ----------
@@ -291,10 +312,7 @@ def gaussian_linear_teacher(
     outputs = list(outputs)
     if not inputs or not outputs:
         raise InvalidArgumentError("inputs and outputs must each list at least one data symbol")
-    try:
-        Vm = sp.Matrix(V)
-    except Exception:
-        raise InvalidArgumentError(f"V must be a matrix-like of numbers; got {V!r}") from None
+    Vm = _teacher_matrix(V)
     if Vm.shape != (len(outputs), len(inputs)):
         raise InvalidArgumentError(
             f"V must have shape (len(outputs), len(inputs)) = ({len(outputs)}, {len(inputs)}); got {Vm.shape}"

@@ -53,6 +53,7 @@ import sympy as sp
 from scipy.sparse import csr_matrix
 
 from .._errors import InvalidArgumentError, UnsupportedExpressionError
+from .._validate import Integer, Optional, Options, Seed, validate
 from ..compile._compiled import compiled
 from ..loss._loss import Loss, as_loss, replace_symbols
 from ._model import _exact_point, _exact_values, _float_point
@@ -68,6 +69,13 @@ from ._polynomial import (
 from ._sample import make_sampler
 
 __all__ = ['Moments', 'MomentFunctions', 'expectation', 'moments', 'compiled_moments']
+
+#: moments' options (a Monte Carlo estimate needs two samples for its standard error)
+_MOMENTS_OPTIONS = {
+    "method": Options(("auto", "exact", "numeric")),
+    "n_samples": Optional(Integer(2)),
+    "seed": Seed(),
+}
 
 
 METHOD_GAUSSIAN = "gaussian moments (Isserlis)"
@@ -642,14 +650,8 @@ def moments(
     [1, 1]])
     """
     loss = as_loss(loss)
-    if method not in ("auto", "exact", "numeric"):
-        raise InvalidArgumentError(f"method must be 'auto', 'exact' or 'numeric'; got {method!r}")
-    if n_samples is not None:
-        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 2:
-            raise InvalidArgumentError(f"n_samples must be an integer >= 2; got {n_samples!r}")
-        n_samples = int(n_samples)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise InvalidArgumentError(f"seed must be an integer; got {seed!r}")
+    opts = validate(_MOMENTS_OPTIONS, method=method, n_samples=n_samples, seed=seed)
+    method, n_samples, seed = opts["method"], opts["n_samples"], opts["seed"]
     _data_kind(loss)  # fail early on a loss without a data model
     if method != "numeric":
         mom = loss._cache.get("moments")

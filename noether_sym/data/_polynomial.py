@@ -1,4 +1,9 @@
-"""polynomial: split from noether_sym._data (docstring to write)."""
+"""Data: polynomial expectations -- the sparse polynomial builder and the moment sources (random symbols, datasets).
+
+Expectations over the data are exact when the expression is polynomial in the data: a
+polynomial is split into data monomials whose moments come from a source (independent
+random symbols, or the empirical moments of a finite dataset).
+"""
 
 
 from __future__ import annotations

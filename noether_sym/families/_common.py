@@ -7,17 +7,18 @@ line turns ``1/2`` into a rational before it reaches a builder).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer
 from ..data._model import _exact_number, gaussian_linear_teacher
 from ..loss._loss import Loss
 
-__all__ = ["exact", "variances", "teacher_data", "positive_int", "cycle"]
+__all__ = ["MAX_WIDTH", "WIDTH", "widths", "exact", "variances", "teacher_data", "cycle"]
 
 
 def exact(v: Any, what: str) -> sp.Expr:
@@ -30,11 +31,26 @@ def exact(v: Any, what: str) -> sp.Expr:
     return e
 
 
-def positive_int(v: Any, what: str) -> int:
-    """``v`` as a positive int (bools and non-integral numbers rejected)."""
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise InvalidArgumentError(f"{what} must be a positive integer; got {v!r}")
-    return int(v)
+#: the largest width (or dimension d) a builder accepts: a layer of width w has w² symbolic
+#: weights, and the symbolic stages are far past their limits well before 1000
+MAX_WIDTH = 1000
+
+#: a width, dimension or class count of a family: a positive int (bools rejected), bounded
+WIDTH = Integer(1, MAX_WIDTH)
+
+
+def widths(dims: Any, min_len: int = 2) -> list[int]:
+    """Layer widths (input -> output): an ordered sequence of at least ``min_len`` widths."""
+    if isinstance(dims, (str, bytes, Set, Mapping)) or not isinstance(dims, Iterable):
+        raise InvalidArgumentError(
+            f"dims must be a list of positive integer widths (input -> output), e.g. dims=[3, 4, 2]; got {dims!r}"
+        )
+    dims = list(dims)
+    if len(dims) < min_len:
+        raise InvalidArgumentError(
+            f"dims must list at least {min_len} positive integer widths (input -> output); got {dims!r}"
+        )
+    return [WIDTH(d, f"dims[{i}]") for i, d in enumerate(dims)]
 
 
 def cycle(values: Sequence[Any], k: int) -> list[sp.Expr]:

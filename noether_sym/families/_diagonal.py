@@ -8,7 +8,7 @@ import numpy as np
 import sympy as sp
 
 from ..loss._loss import Loss, vector
-from ._common import cycle, exact, positive_int, teacher_data, variances
+from ._common import cycle, exact, WIDTH, teacher_data, variances
 
 __all__ = ["diagonal_net", "diagonal_start"]
 
@@ -48,7 +48,7 @@ def diagonal_net(
     >>> ns.families.diagonal_net(2).expr
     ((u_0*w_0 + u_1*w_1)*X0 - E0 - X0)**2
     """
-    d = positive_int(d, "d")
+    d = WIDTH(d, "d")
     u, w = vector("u", d), vector("w", d)
     y = sp.Symbol("y")
     if shared_input:

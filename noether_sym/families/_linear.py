@@ -15,10 +15,9 @@ import sympy as sp
 
 from .._errors import InvalidArgumentError
 from ..loss._loss import Loss
-from ._common import cycle, variances
+from ._common import cycle, variances, widths
 from ._networks import (
     NOISE_VAR,
-    _check_dims,
     _teacher_matrix,
     gaussian_teacher,
     linear_net,
@@ -52,7 +51,7 @@ def teacher_model(
     [0, 1,   0],
     [0, 0, 1/4]])
     """
-    dims = _check_dims(dims, min_len=2)
+    dims = widths(dims, min_len=2)
     if Sigma_x is None:
         Sigma_x = cycle(ANISOTROPIC_X, dims[0]) if anisotropic else 1
     if Sigma_eps is None:
@@ -96,7 +95,7 @@ def deep_linear(
     >>> loss.n, [str(s) for s in loss.random_symbols]
     (10, ['E0', 'X0', 'X1'])
     """
-    dims = _check_dims(dims, min_len=3)
+    dims = widths(dims, min_len=3)
     model = teacher_model(dims, Sigma_x, Sigma_eps, teacher, bool(anisotropic))
     return gaussian_teacher(linear_net(dims), model["Sigma_x"], model["Sigma_eps"], model["teacher"])
 
@@ -125,7 +124,7 @@ def matrix_factorization(
     >>> loss.n, [str(X.pspace.distribution.std) for X in loss.random_symbols]   # E0, E1, X0, X1
     (12, ['sqrt(2)/2', 'sqrt(2)/4', '2', '1'])
     """
-    dims = _check_dims(dims, min_len=3)
+    dims = widths(dims, min_len=3)
     if len(dims) != 3:
         raise InvalidArgumentError(
             f"matrix_factorization takes dims = (input, hidden, output); got {dims}. "

@@ -17,10 +17,11 @@ import sympy as sp
 from sympy.stats import Normal
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer, Options
 from ..compile._matrix_grads import MatrixGradient
 from ..data._model import attach_data
 from ..loss._loss import Loss
-from ._common import exact, teacher_data, variances
+from ._common import exact, teacher_data, variances, widths
 
 __all__ = [
     "mlp", "linear_net", "relu_net", "ACTIVATIONS", "gaussian_teacher", "leaky_relu_net", "monomial_net", "tanh_net",
@@ -52,18 +53,6 @@ ACTIVATIONS: dict[str, Callable[..., Callable[[sp.Expr], sp.Expr]]] = {
 }
 
 
-def _check_dims(dims: Any, min_len: int = 2) -> list[int]:
-    try:
-        out = [int(d) for d in dims]
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"dims must be a list of positive integers (widths input -> output); got {dims!r}") from None
-    if len(out) < min_len or any(d < 1 for d in out) or any(float(a) != float(b) for a, b in zip(out, dims)):
-        raise InvalidArgumentError(
-            f"dims must list at least {min_len} positive integer widths (input -> output); got {list(dims)!r}"
-        )
-    return out
-
-
 def mlp(
     dims: Sequence[int],
     *,
@@ -84,9 +73,8 @@ def mlp(
     >>> loss.n
     6
     """
-    dims = _check_dims(dims)
-    if activation not in ACTIVATIONS:
-        raise InvalidArgumentError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+    dims = widths(dims)
+    activation = Options(tuple(ACTIVATIONS))(activation, "activation")
     act = ACTIVATIONS[activation]() if option is None else ACTIVATIONS[activation](option)
     x = [sp.Symbol(f"x_{j}") for j in range(dims[0])]
     y = [sp.Symbol(f"y_{j}") for j in range(dims[-1])]
@@ -263,13 +251,11 @@ def monomial_net(
     >>> ns.families.monomial_net([2, 2, 1], p=3).n
     6
     """
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)) or p < 2:
-        raise InvalidArgumentError(f"p must be an integer >= 2 (p = 1 is the linear network); got {p!r}")
+    p = Integer(2)(p, "p")  # p = 1 is the linear network
+    target = Options(("monomial", "linear"))(target, "target")
     if target == "linear":
         return teacher_net(dims, "monomial", bias=bias, option=int(p), Sigma_x=Sigma_x, Sigma_eps=Sigma_eps,
                            teacher=teacher)
-    if target != "monomial":
-        raise InvalidArgumentError(f"target must be 'monomial' or 'linear'; got {target!r}")
     if teacher is not None:
         raise InvalidArgumentError("teacher= applies to target='linear'")
 

@@ -9,7 +9,7 @@ import sympy as sp
 
 from .._errors import InvalidArgumentError
 from ..loss._loss import Loss, vector
-from ._common import exact, positive_int, teacher_data, variances
+from ._common import exact, WIDTH, teacher_data, variances
 
 __all__ = ["rescaling", "rescaling_start", "WORKED_SIGMA_X", "WORKED_BETA", "WORKED_NOISE_VAR"]
 
@@ -52,7 +52,7 @@ def rescaling(d: int | None = None, Sigma_x: Any = None, beta: Any = None, noise
     """
     if d is None:
         d = len(beta) if beta is not None else (len(Sigma_x) if isinstance(Sigma_x, (list, tuple)) else 3)
-    d = positive_int(d, "d")
+    d = WIDTH(d, "d")
     if Sigma_x is None:
         Sigma_x = list(WORKED_SIGMA_X) if d == 3 else 1
     if beta is None:

@@ -15,7 +15,7 @@ from sympy.stats import Normal
 
 from .._errors import InvalidArgumentError
 from ..loss._loss import Loss, vector
-from ._common import cycle, exact, positive_int, teacher_data, variances
+from ._common import cycle, exact, WIDTH, teacher_data, variances
 from ._rescaling import WORKED_BETA
 
 __all__ = ["normalized_linear", "scale_invariant_2d", "normalized_start"]
@@ -54,7 +54,7 @@ def normalized_linear(
     >>> [str(p) for p in loss.params]
     ['g', 'w_0', 'w_1']
     """
-    d = positive_int(d, "d")
+    d = WIDTH(d, "d")
     if d < 2:
         raise InvalidArgumentError("d must be at least 2 (for d = 1, w/|w| is a sign and the loss is not differentiable in w)")
     b = cycle(WORKED_BETA, d) if beta is None else [exact(v, "beta") for v in beta]

@@ -11,8 +11,9 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer
 from ..loss._loss import Loss, matrix, vector
-from ._common import positive_int
+from ._common import WIDTH
 
 __all__ = ["softmax_classifier", "softmax_start"]
 
@@ -56,9 +57,9 @@ def softmax_classifier(
     >>> loss.n, loss.n_samples
     (6, 48)
     """
-    d = positive_int(d, "d")
-    k = positive_int(classes, "classes")
-    N = positive_int(n_samples, "n_samples")
+    d = WIDTH(d, "d")
+    k = WIDTH(classes, "classes")
+    N = Integer(1, 10**7)(n_samples, "n_samples")
     if k < 2:
         raise InvalidArgumentError("classes must be at least 2")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:

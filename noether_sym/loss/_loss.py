@@ -18,6 +18,7 @@ flattened order.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,13 +29,16 @@ from sympy.stats.rv import RandomSymbol
 from .._errors import (
     InvalidArgumentError,
     InvalidDataError,
-    InvalidGeneratorError,
     InvalidLossError,
     InvalidParameterError,
 )
+from .._validate import Integer
 
-__all__ = ['vector', 'matrix', 'ParamBlock', 'Loss', 'as_real_number', 'matrix_from_user', 'replace_symbols', 'as_loss']
+__all__ = ['vector', 'matrix', 'ParamBlock', 'Loss', 'as_real_number', 'replace_symbols', 'as_loss']
 
+#: one side of a parameter block: each entry is a SymPy symbol, so a million is already far
+#: beyond what the symbolic stages can handle
+_BLOCK_SIZE = Integer(1, 10**6)
 
 
 def vector(name: str, n: int, *, start: int = 0) -> sp.Matrix:
@@ -47,8 +51,7 @@ def vector(name: str, n: int, *, start: int = 0) -> sp.Matrix:
     Matrix([[w_0, w_1, w_2]])
     """
     _check_name(name)
-    if not isinstance(n, (int, np.integer)) or n < 1:
-        raise InvalidArgumentError(f"vector({name!r}, n): n must be a positive integer, got {n!r}")
+    n = _BLOCK_SIZE(n, "n")
     return sp.Matrix(n, 1, [sp.Symbol(f"{name}_{i}") for i in range(start, start + int(n))])
 
 
@@ -64,10 +67,8 @@ def matrix(name: str, rows: int, cols: int) -> sp.Matrix:
     [W_1_0, W_1_1]])
     """
     _check_name(name)
-    for v, what in ((rows, "rows"), (cols, "cols")):
-        if not isinstance(v, (int, np.integer)) or v < 1:
-            raise InvalidArgumentError(f"matrix({name!r}, ...): {what} must be a positive integer, got {v!r}")
-    return sp.Matrix(int(rows), int(cols), lambda i, j: sp.Symbol(f"{name}_{i}_{j}"))
+    rows, cols = _BLOCK_SIZE(rows, "rows"), _BLOCK_SIZE(cols, "cols")
+    return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}_{j}"))
 
 
 def _check_name(name: Any) -> None:
@@ -186,102 +187,23 @@ class Loss:
         description: str | None = None,
     ) -> None:
         self.expr = _validate_expr(expr)
-        flat, blocks = _flatten_params(params)
-        if not flat:
-            raise InvalidParameterError(
-                "the parameter list is empty: pass the symbols the loss is trained over, "
-                "for example params=[u, w]"
-            )
-        seen: set[sp.Symbol] = set()
-        for p in flat:
-            if p in seen:
-                raise InvalidParameterError(f"parameter {p} is listed twice; list each parameter once")
-            seen.add(p)
         free = self.expr.free_symbols
-        absent = [p for p in flat if p not in free]
-        if absent:
-            raise InvalidParameterError(
-                f"parameter(s) {', '.join(map(str, absent))} do not appear in the loss expression; "
-                "remove them from params or check the expression"
-            )
-        self.params: tuple[sp.Symbol, ...] = tuple(flat)
-        self.blocks: tuple[ParamBlock, ...] = tuple(blocks)
+        self.params, self.blocks = _checked_params(params, free)
         self.name = name or "loss"
         self.description = description or ""
+        self.dataset, self.data_symbols, self.random_symbols = _checked_data(data, free, set(self.params))
+        self.constants: dict[sp.Symbol, Any] = _checked_constants(constants, {*self.params, *self.data_symbols})
+        _check_no_stray_symbols(free, {*self.params, *self.data_symbols, *self.constants})
+        self._make_real_copy()
+        #: optional hand-vectorized per-sample gradient ``(theta (..., n), x (..., d)) ->
+        #: (..., n)`` (families with matrix structure supply one; tests check it against the
+        #: gradient compiled from the expression)
+        self.fast_grad: Any = None
+        self._cache: dict[str, Any] = {}
 
-        # ---- data -------------------------------------------------------------------
-        randoms = sorted((s for s in free if isinstance(s, RandomSymbol)), key=lambda s: s.name)
-        self.dataset: dict[sp.Symbol, np.ndarray] | None = None
-        declared: list[sp.Symbol] = []
-        if data is None:
-            declared = []
-        elif isinstance(data, Mapping):
-            if randoms:
-                raise InvalidDataError(
-                    "the loss contains sympy.stats random symbols "
-                    f"({', '.join(s.name for s in randoms)}) and a finite dataset was also given; "
-                    "use one data model: random symbols or plain symbols with a dataset"
-                )
-            declared, self.dataset = _validate_dataset(data, free)
-        elif isinstance(data, (sp.Symbol, sp.MatrixBase)) or (
-            isinstance(data, Iterable) and not isinstance(data, (str, bytes))
-        ):
-            declared, _ = _flatten_params([data] if isinstance(data, (sp.Symbol, sp.MatrixBase)) else data)
-        else:
-            raise InvalidDataError(
-                f"data must be None, a sequence of data symbols or a mapping symbol -> array; got {data!r}"
-            )
-        for s in declared:
-            if s in seen:
-                raise InvalidDataError(
-                    f"symbol {s} is both a parameter and a data symbol; a symbol must be one or the other"
-                )
-            if s not in free and self.dataset is None:
-                raise InvalidDataError(f"data symbol {s} does not appear in the loss expression")
-        dups = {s for s in declared if declared.count(s) > 1}
-        if dups:
-            raise InvalidDataError(f"data symbol(s) {', '.join(map(str, dups))} listed twice")
-        data_syms = list(randoms) + [s for s in declared if s not in randoms]
-        self.data_symbols: tuple[sp.Symbol, ...] = tuple(data_syms)
-        self.random_symbols: tuple[RandomSymbol, ...] = tuple(randoms)
-
-        # ---- constants ------------------------------------------------------------------
-        const_values: dict[sp.Symbol, Any] = {}
-        if constants is None:
-            pass
-        elif isinstance(constants, Mapping):
-            const_values = dict(constants)
-        elif isinstance(constants, Iterable) and not isinstance(constants, (str, bytes)):
-            const_values = {c: None for c in constants}
-        else:
-            raise InvalidLossError(f"constants must be a sequence of symbols or a mapping; got {constants!r}")
-        for c, v in list(const_values.items()):
-            if not isinstance(c, sp.Symbol) or isinstance(c, RandomSymbol):
-                raise InvalidLossError(f"constant {c!r} must be a plain SymPy symbol")
-            if v is not None:
-                const_values[c] = as_real_number(v, f"the value of constant {c}")
-            if c in seen or c in data_syms:
-                raise InvalidLossError(f"symbol {c} is declared both as a constant and as a parameter or data")
-        self.constants: dict[sp.Symbol, Any] = const_values
-
-        known = set(self.params) | set(self.data_symbols) | set(self.constants)
-        joint = [s for s in free if isinstance(s, RandomSymbol)
-                 and (type(s).__name__ != "RandomSymbol" or "Joint" in type(s.pspace).__name__)]
-        if joint:
-            raise InvalidDataError(
-                f"{joint[0]} is an entry of a joint (multivariate) random variable; noether_sym takes "
-                "data as independent single-variable sympy.stats random symbols: build correlated "
-                "data from independent normals (e.g. y = 2*x + eps)"
-            )
-        stray = sorted((s for s in free if s not in known), key=str)
-        if stray:
-            raise InvalidLossError(
-                f"free symbol(s) {', '.join(map(str, stray))} are neither parameters nor data: "
-                "add them to params, declare them as data (data=[...] or a dataset), or as "
-                "constants=[...]"
-            )
-
-        # ---- the real copy --------------------------------------------------------------
+    def _make_real_copy(self) -> None:
+        """theta, x, c and sample_expr: every symbol replaced by a real Symbol of the same name
+        (the compiler and the exact engine rely on realness, and names must be unique for it)."""
         names = [str(s) for s in (*self.params, *self.data_symbols, *self.constants)]
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
@@ -296,11 +218,6 @@ class Loss:
         rep.update(zip(self.data_symbols, self.x))
         rep.update(zip(self.constants, self.c))
         self.sample_expr: sp.Expr = replace_symbols(self.expr, rep)
-        #: optional hand-vectorized per-sample gradient ``(theta (..., n), x (..., d)) ->
-        #: (..., n)`` (families with matrix structure supply one; tests check it against the
-        #: gradient compiled from the expression)
-        self.fast_grad: Any = None
-        self._cache: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------
     @property
@@ -369,6 +286,120 @@ class Loss:
         if self.dataset is None:
             return None
         return len(next(iter(self.dataset.values())))
+
+
+def _reject_unordered(value: Any, what: str, error: type[Exception], example: str) -> None:
+    """A set (or a dict's keys view) iterates in an order that follows the hash seed, so the
+    flattened order would change from run to run: refuse it and name the fix."""
+    if isinstance(value, AbstractSet):
+        raise error(
+            f"{what} must be an ordered sequence (a list or tuple); got {type(value).__name__}, whose "
+            f"order follows Python's hash seed and changes between runs. Pass a list, for example {example}"
+        )
+
+
+def _checked_params(params: Any, free: set) -> tuple[tuple[sp.Symbol, ...], tuple[ParamBlock, ...]]:
+    """The flattened parameters and their blocks: ordered, non-empty, distinct, all in ``free``."""
+    _reject_unordered(params, "params", InvalidParameterError, "params=[u, w]")
+    flat, blocks = _flatten_params(params)
+    if not flat:
+        raise InvalidParameterError(
+            "the parameter list is empty: pass the symbols the loss is trained over, "
+            "for example params=[u, w]"
+        )
+    seen: set[sp.Symbol] = set()
+    for p in flat:
+        if p in seen:
+            raise InvalidParameterError(f"parameter {p} is listed twice; list each parameter once")
+        seen.add(p)
+    absent = [p for p in flat if p not in free]
+    if absent:
+        raise InvalidParameterError(
+            f"parameter(s) {', '.join(map(str, absent))} do not appear in the loss expression; "
+            "remove them from params or check the expression"
+        )
+    return tuple(flat), tuple(blocks)
+
+
+def _checked_data(
+    data: Any, free: set, params: set
+) -> tuple[dict[sp.Symbol, np.ndarray] | None, tuple[sp.Symbol, ...], tuple[RandomSymbol, ...]]:
+    """(dataset or None, data symbols, random symbols) of the ``data`` argument of a Loss."""
+    randoms = sorted((s for s in free if isinstance(s, RandomSymbol)), key=lambda s: s.name)
+    dataset: dict[sp.Symbol, np.ndarray] | None = None
+    declared: list[sp.Symbol] = []
+    _reject_unordered(data, "data", InvalidDataError, "data=[x, y]")
+    if data is None:
+        declared = []
+    elif isinstance(data, Mapping):
+        if randoms:
+            raise InvalidDataError(
+                "the loss contains sympy.stats random symbols "
+                f"({', '.join(s.name for s in randoms)}) and a finite dataset was also given; "
+                "use one data model: random symbols or plain symbols with a dataset"
+            )
+        declared, dataset = _validate_dataset(data, free)
+    elif isinstance(data, (sp.Symbol, sp.MatrixBase)) or (
+        isinstance(data, Iterable) and not isinstance(data, (str, bytes))
+    ):
+        declared, _ = _flatten_params([data] if isinstance(data, (sp.Symbol, sp.MatrixBase)) else data)
+    else:
+        raise InvalidDataError(
+            f"data must be None, a sequence of data symbols or a mapping symbol -> array; got {data!r}"
+        )
+    for s in declared:
+        if s in params:
+            raise InvalidDataError(
+                f"symbol {s} is both a parameter and a data symbol; a symbol must be one or the other"
+            )
+        if s not in free and dataset is None:
+            raise InvalidDataError(f"data symbol {s} does not appear in the loss expression")
+    dups = {s for s in declared if declared.count(s) > 1}
+    if dups:
+        raise InvalidDataError(f"data symbol(s) {', '.join(map(str, dups))} listed twice")
+    data_syms = list(randoms) + [s for s in declared if s not in randoms]
+    return dataset, tuple(data_syms), tuple(randoms)
+
+
+def _checked_constants(constants: Any, taken: set) -> dict[sp.Symbol, Any]:
+    """``{constant: exact value or None}`` from a sequence or a mapping of plain symbols."""
+    _reject_unordered(constants, "constants", InvalidLossError, "constants=[c] or constants={c: 2}")
+    const_values: dict[sp.Symbol, Any] = {}
+    if constants is None:
+        pass
+    elif isinstance(constants, Mapping):
+        const_values = dict(constants)
+    elif isinstance(constants, Iterable) and not isinstance(constants, (str, bytes)):
+        const_values = {c: None for c in constants}
+    else:
+        raise InvalidLossError(f"constants must be a sequence of symbols or a mapping; got {constants!r}")
+    for c, v in list(const_values.items()):
+        if not isinstance(c, sp.Symbol) or isinstance(c, RandomSymbol):
+            raise InvalidLossError(f"constant {c!r} must be a plain SymPy symbol")
+        if v is not None:
+            const_values[c] = as_real_number(v, f"the value of constant {c}")
+        if c in taken:
+            raise InvalidLossError(f"symbol {c} is declared both as a constant and as a parameter or data")
+    return const_values
+
+
+def _check_no_stray_symbols(free: set, known: set) -> None:
+    """Every free symbol is a parameter, data or a constant; joint random vectors are refused."""
+    joint = [s for s in free if isinstance(s, RandomSymbol)
+             and (type(s).__name__ != "RandomSymbol" or "Joint" in type(s.pspace).__name__)]
+    if joint:
+        raise InvalidDataError(
+            f"{joint[0]} is an entry of a joint (multivariate) random variable; noether_sym takes "
+            "data as independent single-variable sympy.stats random symbols: build correlated "
+            "data from independent normals (e.g. y = 2*x + eps)"
+        )
+    stray = sorted((s for s in free if s not in known), key=str)
+    if stray:
+        raise InvalidLossError(
+            f"free symbol(s) {', '.join(map(str, stray))} are neither parameters nor data: "
+            "add them to params, declare them as data (data=[...] or a dataset), or as "
+            "constants=[...]"
+        )
 
 
 def _validate_expr(expr: Any) -> sp.Expr:
@@ -464,29 +495,6 @@ def as_real_number(v: Any, what: str) -> sp.Expr:
     if not (isinstance(out, sp.Expr) and out.is_number and out.is_real):
         raise InvalidArgumentError(f"{what} must be a real number; got {v!r}")
     return out
-
-
-def matrix_from_user(A: Any, what: str = "the generator") -> sp.Matrix:
-    """A user-supplied matrix (SymPy matrix, nested sequence or array) of real numbers."""
-
-    if isinstance(A, sp.MatrixBase):
-        M = sp.Matrix(A)
-    else:
-        try:
-            arr = np.asarray(A, dtype=object)
-        except Exception:  # noqa: BLE001 - anything that is not array-like
-            raise InvalidGeneratorError(f"cannot read {type(A).__name__} as a matrix") from None
-        if arr.ndim != 2:
-            raise InvalidGeneratorError(f"{what} must be a 2-D matrix; got an object of {arr.ndim} dimension(s)")
-        try:
-            rows = [[as_real_number(v, f"entry ({i},{j}) of {what}") for j, v in enumerate(r)] for i, r in enumerate(arr)]
-        except InvalidArgumentError as exc:
-            raise InvalidGeneratorError(str(exc)) from None
-        M = sp.Matrix(rows) if rows else sp.zeros(0, 0)
-    for v in M:
-        if not (v.is_number and v.is_real is not False):
-            raise InvalidGeneratorError(f"{what} must have real numeric entries; found {v}")
-    return M
 
 
 def replace_symbols(expr: sp.Basic, mapping: Mapping[sp.Basic, sp.Basic]) -> sp.Basic:

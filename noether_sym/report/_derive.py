@@ -1,7 +1,16 @@
-"""Derive: everything the theory says about one loss, in one object (issue 3, item 6).
+"""Report: everything the theory says about one loss, in one object (:func:`derive`).
 
 :func:`derive` runs the pipeline loss -> symmetries -> charges -> dynamics -> equilibria ->
-sharpness and returns a :class:`Derivation` with a JSON summary and LaTeX.
+sharpness and returns a :class:`Derivation`, which renders itself as a JSON summary
+(``to_dict``) and as a complete LaTeX document (``latex``, written by ``report._latex``).
+
+Design
+------
+The equilibria come from the one dispatcher, :func:`~noether_sym.theory._predict.predict_equilibrium`:
+one prediction per generator (the generators come from the finder, already confirmed, so
+``check_symmetry=False``) and, when every pair of generators commutes exactly, their joint
+equilibrium. A loss without a data model still gets its symmetries and charges; the
+stages that need the noise are skipped with a note instead of an error.
 """
 
 
@@ -16,8 +25,7 @@ from .._errors import NoetherSymError
 from ..loss._loss import Loss, as_loss
 from ..symmetry._finder import find_symmetries
 from ..theory._dynamics import charge_dynamics
-from ..theory._equilibrium import noise_equilibrium
-from ..theory._joint import joint_equilibrium
+from ..theory._predict import predict_equilibrium
 from ..theory._sharpness import sharpness_along_orbit
 from ._latex import derivation_document
 
@@ -119,11 +127,12 @@ def derive(
                 break
         if theta is not None:
             for A in gens:
-                eqs.append(noise_equilibrium(loss, A, theta, batch_size=batch_size, weight_decay=weight_decay,
-                                             lr=lr, check_symmetry=False, values=values))
+                eqs.append(predict_equilibrium(loss, theta, [A], batch_size=batch_size, weight_decay=weight_decay,
+                                               lr=lr, check_symmetry=False, values=values).result)
                 shs.append(sharpness_along_orbit(loss, A, theta, lam_star=eqs[-1].lam, values=values))
             if len(gens) > 1 and all(A * B == B * A for A in gens for B in gens):
-                joint = joint_equilibrium(loss, gens, theta, values=values)
+                # the joint balance is the γ = 0 one: weight decay enters per generator above
+                joint = predict_equilibrium(loss, theta, gens, values=values).result
     return Derivation(
         loss=loss,
         symmetries=sym,

@@ -9,6 +9,13 @@ gives an ``align*`` block, ready to paste into a document) or a
 their names) to the LaTeX to print for them, e.g. ``{u: r"\\alpha", "w": r"\\beta"}``.
 Default names turn ``W1_0_2`` into ``W^{(1)}_{0 2}`` and ``b2_1`` into ``b^{(2)}_{1}``.
 Numbers print as exact fractions; floats with ``digits`` significant digits.
+
+Design. Each result type renders itself: the ``*_latex`` functions live next to their
+result classes (``symmetry._result``, ``theory._equilibrium``, ``theory._dynamics``...),
+so a new result brings its own LaTeX and the lower stages never import ``report``. This
+module is the one dispatcher over them and writes the documents of derived objects
+(``document``, ``derivation_document``, used by ``derive`` and the CLI). Printing of
+expressions, numbers and names is shared through ``noether_sym._printing``.
 """
 
 
@@ -34,7 +41,7 @@ from ..theory._joint import joint_latex
 from ..theory._sharpness import sharpness_latex
 from ..theory._two_layer import two_layer_latex
 
-__all__ = ['to_latex', 'symmetries_latex', 'dynamics_latex', 'equilibrium_latex', 'sharpness_latex', 'joint_latex', 'two_layer_latex', 'document', 'derivation_document']
+__all__ = ['derivation_document', 'document', 'dynamics_latex', 'equilibrium_latex', 'joint_latex', 'sharpness_latex', 'symmetries_latex', 'to_latex', 'two_layer_latex']
 
 
 
@@ -75,16 +82,23 @@ def to_latex(obj: Any, names: Mapping[Any, str] | None = None, *, symbol_names: 
     )
 
 
+#: the one preamble of every document the toolkit writes (derive, prove, verify)
 _PREAMBLE = r"""\documentclass[11pt]{article}
-\usepackage{amsmath,amssymb}
+\usepackage{amsmath,amssymb,amsthm}
 \usepackage[margin=2.2cm]{geometry}
 \allowdisplaybreaks
+\newtheorem*{theorem}{Theorem}
+\providecommand{\Tr}{\operatorname{Tr}}
 \begin{document}
 """
 
 
-def document(body: str, title: str | None = None) -> str:
+def document(body: str, title: str | None = None, *, author: str | None = None) -> str:
     """Wrap LaTeX ``body`` (e.g. from :func:`to_latex`) into a complete document.
+
+    The one document writer: ``derive``, ``prove`` and ``verify`` all go through it, so the
+    three share one preamble. ``title`` is plain text (escaped); with ``author`` (raw
+    LaTeX) the document gets a title block, otherwise an unnumbered section heading.
 
     Examples
     --------
@@ -92,15 +106,18 @@ def document(body: str, title: str | None = None) -> str:
     >>> document("$x$").splitlines()[0]
     '\\\\documentclass[11pt]{article}'
     """
-    head = f"\\section*{{{_escape(title)}}}\n\n" if title else ""
-    return _PREAMBLE + "\n" + head + body + "\n\n\\end{document}\n"
+    if title and author is not None:
+        head = f"\\title{{{_escape(title)}}}\n\\author{{{author}}}\n\\date{{}}\n\\maketitle\n\n"
+    else:
+        head = f"\\section*{{{_escape(title)}}}\n\n" if title else ""
+    return _PREAMBLE + "\n" + head + body.strip("\n") + "\n\n\\end{document}\n"
 
 
 def derivation_document(d: Any, names: Mapping[Any, str] | None = None) -> str:
     """A complete LaTeX document for a Derivation: loss, symmetries and charges, the laws of
     every charge, and at the point θ the equilibria and sharpness of each generator."""
     names = _check_names(names)
-    parts = [_PREAMBLE, f"\\section*{{Derivation: {_escape(d.loss.name)}}}"]
+    parts = []
     parts.append(f"Per-sample loss:\n\\begin{{align*}}\n\\ell(\\theta, x) &= {_rhs(d.loss.expr, names)}\n\\end{{align*}}")
     if d.theta is not None:
         val = lambda v: _latex(v, names) if isinstance(v, sp.Basic) else _num(v)  # noqa: E731
@@ -126,5 +143,4 @@ def derivation_document(d: Any, names: Mapping[Any, str] | None = None) -> str:
         parts.append(joint_latex(d.joint, names))
     for note in d.notes:
         parts.append(f"\\paragraph{{Note.}} {_escape(note)}")
-    parts.append(r"\end{document}")
-    return "\n\n".join(parts) + "\n"
+    return document("\n\n".join(parts), f"Derivation: {d.loss.name}")

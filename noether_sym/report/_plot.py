@@ -3,6 +3,11 @@
 matplotlib is an optional extra (``pip install noether_sym[plot]``); it is imported when a
 figure is drawn, through the object-oriented API only (no pyplot global state, no change
 of the user's backend).
+
+:func:`plot_charges` draws, for each Noether charge (or any other observable the
+simulation recorded), the mean over replicas with a ±1 standard deviation band, and the
+predicted equilibrium value as a dashed line, so that a figure shows at a glance whether
+SGD settles where the theory says. At most eight curves are drawn per figure.
 """
 
 

@@ -1,8 +1,8 @@
-"""Prove: machine-checked derivations of the theory's results (issue 6), step by step.
+"""Report: machine-checked derivations of the theory's results, step by step.
 
 A :class:`Proof` is a theorem statement plus a list of :class:`Step` s. A step is one
 displayed equation (or inequality) of the derivation together with the SymPy checks that
-establish it: each :class:`Check` is an exact identity (an expression that must expand or
+establish it: each :class:`ProofCheck` is an exact identity (an expression that must expand or
 cancel to zero) or a sign argument (every term of the expanded expression has the claimed
 sign, by SymPy's assumptions on the symbols). A proof stops at its first failing step and
 keeps the failing expression, so that a broken hypothesis shows *where* the argument
@@ -21,6 +21,11 @@ changes the *mathematical objects* the steps are built from (a gradient no longe
 constrained by (E4), a noise level no longer nonnegative...), never a flag inside a check,
 so the dependent step fails because its expression no longer reduces to zero or is no
 longer sign-definite.
+
+Names. :class:`ProofCheck` is one check inside a proof step; it is unrelated to the public
+``ns.Check`` (one row of ``ns.verify``'s report). :func:`generic_vector` builds a column of
+fresh symbols ``name_1 .. name_d`` for a proof; ``ns.vector`` builds a parameter block
+``name_0 .. name_{n-1}`` for a loss.
 """
 
 
@@ -38,7 +43,9 @@ import sympy as sp
 
 from .._errors import InvalidArgumentError, NoetherSymError, ProofError
 
-__all__ = ['ProofError', 'Check', 'zero', 'sign', 'limit', 'Step', 'Proof', 'StepResult', 'ProofResult', 'run_proof', 'proofs_dir', 'discover', 'run', 'proofs_document', 'vector', 'symmetric', 'general', 'rewrite', 'orthogonal_to']
+from ._latex import document
+
+__all__ = ['Proof', 'ProofCheck', 'ProofError', 'ProofResult', 'Step', 'StepResult', 'discover', 'general', 'generic_vector', 'limit', 'orthogonal_to', 'proofs_dir', 'proofs_document', 'rewrite', 'run', 'run_proof', 'sign', 'symmetric', 'zero']
 
 
 _SIGNS = ("nonneg", "nonpos", "positive", "negative")
@@ -118,7 +125,7 @@ def _term_sign(term: sp.Expr, want: str) -> bool | None:
 
 
 @dataclass
-class Check:
+class ProofCheck:
     """One machine check: ``kind`` is ``"zero"``, a sign (``"nonneg"``, ``"nonpos"``,
     ``"positive"``, ``"negative"``) or ``"limit"``.
 
@@ -170,7 +177,7 @@ class Check:
         return True, None, ""
 
 
-def zero(lhs: Any, rhs: Any = 0, *, reduce: str = "expand", label: str = "") -> Check:
+def zero(lhs: Any, rhs: Any = 0, *, reduce: str = "expand", label: str = "") -> ProofCheck:
     """Check ``lhs == rhs`` exactly: ``lhs - rhs`` reduces to 0.
 
     ``lhs`` may be a zero-argument callable (built when the proof runs).
@@ -192,11 +199,11 @@ def zero(lhs: Any, rhs: Any = 0, *, reduce: str = "expand", label: str = "") -> 
             return left if (not isinstance(right, (sp.MatrixBase, sp.MatrixExpr)) and right == 0) else left - right
         return sp.sympify(left) - sp.sympify(right)
 
-    return Check("zero", build, reduce, label)
+    return ProofCheck("zero", build, reduce, label)
 
 
-def sign(expr: Any, which: str, *, label: str = "") -> Check:
-    """Check that ``expr`` has the sign ``which`` term by term (see :class:`Check`).
+def sign(expr: Any, which: str, *, label: str = "") -> ProofCheck:
+    """Check that ``expr`` has the sign ``which`` term by term (see :class:`ProofCheck`).
 
     Examples
     --------
@@ -209,12 +216,12 @@ def sign(expr: Any, which: str, *, label: str = "") -> Check:
     term -2*a*s is not nonpos by the symbols' assumptions
     """
     build = expr if (callable(expr) and not isinstance(expr, sp.Basic)) else (lambda: expr)
-    return Check(which, build, label=label)
+    return ProofCheck(which, build, label=label)
 
 
-def limit(expr: Any, var: sp.Symbol, point: Any, expected: Any, *, label: str = "") -> Check:
+def limit(expr: Any, var: sp.Symbol, point: Any, expected: Any, *, label: str = "") -> ProofCheck:
     """Check ``lim_{var -> point} expr == expected`` with :func:`sympy.limit`."""
-    return Check("limit", lambda: (expr() if callable(expr) else expr, var, point, expected), label=label)
+    return ProofCheck("limit", lambda: (expr() if callable(expr) else expr, var, point, expected), label=label)
 
 
 @dataclass
@@ -240,7 +247,7 @@ class Step:
     name: str
     display: str
     why: str
-    checks: list[Check]
+    checks: list[ProofCheck]
     scope: str = ""
 
 
@@ -416,20 +423,6 @@ def run(
 # --------------------------------------------------------------------------------------
 # LaTeX
 # --------------------------------------------------------------------------------------
-_DOC_PREAMBLE = r"""\documentclass[11pt]{article}
-\usepackage{amsmath,amssymb,amsthm}
-\usepackage[margin=2.3cm]{geometry}
-\allowdisplaybreaks
-\newtheorem*{theorem}{Theorem}
-\newcommand{\Tr}{\operatorname{Tr}}
-\title{Machine-checked derivations of the noise-equilibrium theory}
-\author{\texttt{noether-sym prove}}
-\date{}
-\begin{document}
-\maketitle
-"""
-
-
 def _tex_text(text: str) -> str:
     """Escape plain text for LaTeX, leaving ``$...$`` math untouched."""
     parts = text.split("$")
@@ -453,7 +446,7 @@ def proofs_document(results: Iterable[ProofResult], *, seconds: float | None = N
     results = list(results)
     n_steps = sum(len(r.steps) for r in results)
     n_pass = sum(s.ok for r in results for s in r.steps)
-    parts = [_DOC_PREAMBLE]
+    parts = []
     summary = (
         f"Every step below is an identity or an inequality that SymPy checked exactly "
         f"(expansion or cancellation to zero, or a term-by-term sign argument), in symbolic "
@@ -483,20 +476,20 @@ def proofs_document(results: Iterable[ProofResult], *, seconds: float | None = N
                 f"\\hfill{{\\small [{status}{scope}]}}\n\\begin{{align*}}\n{st.display}\n\\end{{align*}}"
             )
         parts.append(r"\end{proof}")
-    parts.append(r"\end{document}")
-    return "\n\n".join(parts) + "\n"
+    return document("\n\n".join(parts), "Machine-checked derivations of the noise-equilibrium theory",
+                    author=r"\texttt{noether-sym prove}")
 
 
 # --------------------------------------------------------------------------------------
 # building blocks for proof files
 # --------------------------------------------------------------------------------------
-def vector(name: str, d: int, **assumptions: Any) -> sp.Matrix:
-    """A column of ``d`` fresh symbols ``name_1 .. name_d``.
+def generic_vector(name: str, d: int, **assumptions: Any) -> sp.Matrix:
+    """A generic column vector: ``d`` fresh symbols ``name_1 .. name_d`` (1-based, unlike ``ns.vector``).
 
     Examples
     --------
-    >>> from noether_sym.report._prove import vector
-    >>> vector("g", 2).T
+    >>> from noether_sym.report._prove import generic_vector
+    >>> generic_vector("g", 2).T
     Matrix([[g_1, g_2]])
     """
     return sp.Matrix([sp.Symbol(f"{name}_{i}", **assumptions) for i in range(1, d + 1)])
@@ -548,13 +541,13 @@ def orthogonal_to(v: sp.Matrix, name: str, *, constrain: bool = True) -> sp.Matr
     Examples
     --------
     >>> import sympy as sp
-    >>> from noether_sym.report._prove import orthogonal_to, vector
-    >>> v = vector("v", 2); g = orthogonal_to(v, "g")
+    >>> from noether_sym.report._prove import generic_vector, orthogonal_to
+    >>> v = generic_vector("v", 2); g = orthogonal_to(v, "g")
     >>> g.T, sp.expand((g.T * v)[0])
     (Matrix([[g_12*v_2, -g_12*v_1]]), 0)
     """
     d = v.shape[0]
     if not constrain:
-        return vector(name, d)
+        return generic_vector(name, d)
     J = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{min(i, j) + 1}{max(i, j) + 1}") * (1 if i < j else -1 if i > j else 0))
     return J * v

@@ -1,10 +1,24 @@
-"""kernels: split from noether_sym._simulate (docstring to write)."""
+"""Simulate: the batch gradient of one SGD step, on a whole (replicas x batch) block at once.
+
+Three kernels share one interface (``grad``, ``derive``, ``rows``, ``loss_value``, ``hvp``):
+
+* ``_CompiledKernel``: the per-sample gradient generated from ``loss.sample_expr``
+  (:class:`StepGradient`), θ as contiguous columns ``(n, R)``;
+* ``_FastKernel``: the families' matrix-form ``loss.fast_grad``, θ as rows ``(R, n)``;
+* ``_MeanGradKernel``: GD on random-symbol data, the exact E[g] from the data moments.
+
+Design
+------
+The step gradient is compiled without output broadcasting
+(``compile_graph(..., broadcast=False)``): the step assigns it into a preallocated array,
+which broadcasts anyway. The θ-free parts of the loss (a target ``βᵀx + ε``) are split off
+(:func:`_hoist_data_terms`) and evaluated once per block of draws instead of every step.
+"""
 
 
 from __future__ import annotations
 
 import inspect
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -12,7 +26,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError, NoetherSymError
-from ..compile._codegen import CompiledFunction, compile_graph
+from ..compile._codegen import compile_graph
 from ..compile._compiled import compiled
 from ..compile._graph import Graph
 from ..data._moments import moments
@@ -26,29 +40,6 @@ _DERIVE_SLAB = 1 << 15  # values per call when evaluating data-only terms over a
 # ------------------------------------------------------------------------------------------
 # Gradient kernels
 # ------------------------------------------------------------------------------------------
-
-
-def _unbroadcast_source(source: str) -> str | None:
-    """The generated gradient code without its output broadcasting.
-
-    ``compile_graph`` broadcasts every output to the common input shape
-    (``np.broadcast_shapes`` and one ``np.broadcast_to`` per output): on this machine about
-    as much time as the arithmetic itself for a (1000,)-replica block. The step assigns the
-    gradients into a preallocated array, which broadcasts anyway, so the kernel uses the
-    same code with bare outputs. Returns None if the code does not have the expected form.
-    """
-    lines = source.split("\n")
-    ret = [i for i, ln in enumerate(lines) if ln.startswith("    return (")]
-    if len(ret) != 1:
-        return None
-    i = ret[0]
-    new = re.sub(r"_np\.broadcast_to\((a\d+), _shape\)", r"\1", lines[i])
-    new = new.replace("_np.zeros(_shape)", "0.0")
-    lines[i] = new
-    body = "\n".join(ln for j, ln in enumerate(lines) if j != i)
-    if len(re.findall(r"\b_shape\b", body)) == 1:  # only its definition is left: drop it
-        lines = [ln for ln in lines if not ln.startswith("    _shape = ")]
-    return "\n".join(lines)
 
 
 def _hoist_data_terms(loss: Loss) -> tuple[sp.Expr, list[sp.Expr], list[sp.Symbol]]:
@@ -120,7 +111,7 @@ class StepGradient:
     Two generated functions: ``derive(*x columns) -> z columns``, the data-only parts of the
     loss (:func:`_hoist_data_terms`), evaluated once per block of draws; and
     ``f(*θ columns, *x columns, *z columns) -> ((), [∂ℓ/∂θ_i])`` with unbroadcast outputs
-    (each broadcastable to the input shape; see :func:`_unbroadcast_source`).
+    (each broadcastable to the input shape: ``compile_graph(..., broadcast=False)``).
     """
 
     def __init__(self, loss: Loss) -> None:
@@ -133,16 +124,9 @@ class StepGradient:
         self.m = len(zsyms)
         graph = Graph((*loss.theta, *data, *zsyms))
         root = graph.add(skeleton)
-        f = compile_graph(graph, [], grad_of=root, wrt=list(range(self.n)), name="step_gradient")
-        src = _unbroadcast_source(f.source)
-        if src is not None:
-            try:
-                fast = CompiledFunction(src, dict(f._f.__globals__), "step_gradient")
-            except SyntaxError:  # pragma: no cover - the code generator changed shape
-                fast = None
-            if fast is not None and _same_outputs(fast, f, self.n + len(data) + self.m):
-                f = fast
-        self.f = f
+        # bare outputs: the step assigns them into a preallocated array, which broadcasts
+        self.f = compile_graph(graph, [], grad_of=root, wrt=list(range(self.n)), name="step_gradient",
+                               broadcast=False)
         self.derive_fn = None
         if self.m:
             gz = Graph(data)
@@ -176,14 +160,6 @@ def step_gradient(loss: Loss) -> StepGradient:
     if f is None:
         f = loss._cache["step_gradient"] = StepGradient(loss)
     return f
-
-
-def _same_outputs(a: CompiledFunction, b: CompiledFunction, n_inputs: int) -> bool:
-    rng = np.random.default_rng(0)
-    cols = [rng.uniform(0.5, 1.5, size=(3, 2)) for _ in range(n_inputs)]
-    with np.errstate(all="ignore"):
-        ga, gb = a(*cols)[1], b(*cols)[1]
-    return all(np.array_equal(np.broadcast_to(x, y.shape), y, equal_nan=True) for x, y in zip(ga, gb))
 
 
 class _CompiledKernel:

@@ -1,4 +1,8 @@
-"""result: split from noether_sym._simulate (docstring to write)."""
+"""Simulate: :class:`SimulationResult`, what a run returns (final θ, divergence, records).
+
+Also the two constants the simulator and its callers share: :data:`OVERFLOW` (the size
+past which a replica counts as diverged) and :data:`OBSERVABLES` (what ``record`` may name).
+"""
 
 
 from __future__ import annotations
@@ -105,10 +109,10 @@ class SimulationResult:
         """A few lines: the run, divergences, the last recorded value of each observable."""
         s = self.settings
         lines = [
-            f"simulate {s.get('loss', 'loss')}: {s.get('optimizer', 'sgd')}, {self.replicas} replicas x "
-            f"{s.get('steps')} steps, lr={s.get('lr')}, batch={s.get('batch_size')}, "
-            f"weight_decay={s.get('weight_decay')}, momentum={s.get('momentum')}, seed={self.seed}, "
-            f"{self.seconds:.2f} s"
+            (f"simulate {s.get('loss', 'loss')}: {s.get('optimizer', 'sgd')}, {self.replicas} replicas x "
+             f"{s.get('steps')} steps, lr={s.get('lr')}, batch={s.get('batch_size')}, "
+             f"weight_decay={s.get('weight_decay')}, momentum={s.get('momentum')}, seed={self.seed}, "
+             f"{self.seconds:.2f} s")
         ]
         if self.n_diverged:
             steps = self.divergence_step[self.diverged]

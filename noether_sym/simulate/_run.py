@@ -5,7 +5,7 @@
     θ_{k+1} = (1 − η_k γ) θ_k − η_k ĝ_k,   ĝ_k = (1/S) Σ_{x ∈ B_k} g(θ_k, x),
 
 for ``replicas`` independent copies, with the gradient compiled from the symbolic loss
-(``_compile``) or the loss's matrix-form ``fast_grad``, evaluated on a whole
+(:mod:`noether_sym.compile`) or the loss's matrix-form ``fast_grad``, evaluated on a whole
 (replicas × batch) block in one call per step.
 
 Design
@@ -31,12 +31,16 @@ into a spare buffer, the divergence test. The compiled gradient (:class:`StepGra
 takes θ as contiguous columns ``(n, R)``, returns bare (unbroadcast) outputs, and has the
 data-only parts of the loss (such as the target ``βᵀx + ε``) evaluated once per block of
 draws instead of every step. Families with matrix structure supply ``loss.fast_grad``
-(``families._matrix_grads``), used instead with θ as rows ``(R, n)``.
+(``compile._matrix_grads``), used instead with θ as rows ``(R, n)``.
 
 Memory. A data block holds at most ``_BLOCK_VALUES`` numbers per replica; replicas run in
 chunks (``chunk_size``, by default sized to keep the blocks of a chunk near
 ``_CHUNK_BYTES``); observables are kept at stride ``every`` only, and θ itself only when
 ``record`` asks for ``"theta"``.
+
+Options. :func:`simulate` keeps its keyword signature and groups the settings into one
+:class:`~noether_sym.simulate._options.SimulationOptions` (validated once); callers that run
+the simulator several times (``compare``) build that object and call :func:`run_simulation`.
 """
 
 
@@ -44,6 +48,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,11 +58,12 @@ from .._errors import InvalidArgumentError
 from ..data._sample import make_sampler
 from ..loss._loss import Loss, as_loss
 from ._kernels import _CompiledKernel, _FastKernel, _MeanGradKernel
-from ._observables import _as_generators, _record_names
+from ._observables import _Generators, generator_arrays
+from ._options import SimulationOptions
 from ._result import OVERFLOW, SimulationResult
-from ._schedule import Schedule, _positive_int, _real, _schedule_factors
+from ._schedule import Schedule, _schedule_factors
 
-__all__ = ['block_steps', 'simulate']
+__all__ = ['block_steps', 'run_simulation', 'simulate']
 
 
 _BATCH_OBSERVABLES = ("loss", "sharpness", "grad_norm2")  # need the batch of the step
@@ -120,7 +126,7 @@ class _EpochState:
 
 
 def _theta0(loss: Loss, theta0: Any, replicas: int) -> np.ndarray:
-    if isinstance(theta0, Mapping) or isinstance(theta0, sp.MatrixBase):
+    if isinstance(theta0, (Mapping, sp.MatrixBase)):
         th = loss.theta_vector(theta0, what="theta0")
         arr = np.broadcast_to(th, (replicas, loss.n)).copy()
     else:
@@ -155,26 +161,11 @@ def _theta0(loss: Loss, theta0: Any, replicas: int) -> np.ndarray:
 
 
 def simulate(
-    loss: Loss,
-    theta0: Any,
-    *,
-    lr: float,
-    batch_size: int,
-    steps: int,
-    replicas: int,
-    weight_decay: float = 0.0,
-    momentum: float = 0.0,
-    schedule: Schedule | None = None,
-    optimizer: str = "sgd",
-    record: Sequence[str] | None = None,
-    every: int | None = None,
-    seed: int | None = 0,
-    replace: bool = True,
-    chunk_size: int | None = None,
-    progress: bool = False,
-    generators: Any = None,
-    sampler: Any = None,
-    values: Mapping | None = None,
+    loss: Loss, theta0: Any, *, lr: float, batch_size: int, steps: int, replicas: int,
+    weight_decay: float = 0.0, momentum: float = 0.0, schedule: Schedule | None = None,
+    optimizer: str = "sgd", record: Sequence[str] | None = None, every: int | None = None,
+    seed: int | None = 0, replace: bool = True, chunk_size: int | None = None, progress: bool = False,
+    generators: Any = None, sampler: Any = None, values: Mapping | None = None,
 ) -> SimulationResult:
     """Run SGD (or GD) on ``loss`` for ``replicas`` independent replicas (THEORY (E1)).
 
@@ -300,151 +291,53 @@ def simulate(
     >>> bool(np.all(np.diff(res["norm2"], axis=0) > 0))
     True
     """
+    loss = as_loss(loss)
+    options = SimulationOptions(
+        lr=lr, batch_size=batch_size, steps=steps, replicas=replicas, weight_decay=weight_decay,
+        momentum=momentum, schedule=schedule, optimizer=optimizer, record=record, every=every, seed=seed,
+        replace=replace, chunk_size=chunk_size, progress=progress,
+    )
+    return run_simulation(loss, theta0, options, generators=generators, sampler=sampler, values=values)
+
+
+def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, generators: Any = None,
+                   sampler: Any = None, values: Mapping | None = None) -> SimulationResult:
+    """:func:`simulate` with its settings given as one :class:`SimulationOptions`."""
     t_start = time.perf_counter()
     loss = as_loss(loss)
-
-    # ---- arguments --------------------------------------------------------------------
-    replicas = _positive_int(replicas, "replicas")
-    steps = _positive_int(steps, "steps", minimum=0)
-    batch_size = _positive_int(batch_size, "batch_size")
-    lr = _real(lr, "lr", low=0.0)
-    weight_decay = _real(weight_decay, "weight_decay", low=0.0)
-    momentum = _real(momentum, "momentum", low=0.0, high=1.0, high_open=True)
-    if optimizer not in ("sgd", "gd"):
-        raise InvalidArgumentError(f"optimizer must be 'sgd' or 'gd'; got {optimizer!r}")
-    if schedule is not None:
-        if not isinstance(schedule, Schedule):
-            raise InvalidArgumentError(
-                f"schedule must be None, ns.Warmup(...), ns.StepDecay(...) or ns.Cosine(...); got {schedule!r}"
-            )
-        schedule.check(steps)
-    names = _record_names(record)
-    if every is None:
-        every = max(1, steps // 100)
-    every = _positive_int(every, "every")
-    if not isinstance(replace, (bool, np.bool_)):
-        raise InvalidArgumentError(f"replace must be True or False; got {replace!r}")
-    if chunk_size is not None:
-        chunk_size = _positive_int(chunk_size, "chunk_size")
-    if seed is None:
-        seed = int(np.random.SeedSequence().entropy)
-    elif isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InvalidArgumentError(f"seed must be a non-negative integer or None; got {seed!r}")
-    seed = int(seed)
-    T0 = _theta0(loss, theta0, replicas)
-    gens = None
-    if "charges" in names or "orbit" in names:
-        if generators is None:
-            raise InvalidArgumentError(
-                "record 'charges'/'orbit' needs generators=[A_1, ...] (e.g. ns.find_symmetries(loss).generators)"
-            )
-    if generators is not None:
-        gens = _as_generators(generators, loss.n)
-
-    # ---- data model -------------------------------------------------------------------
-    d = len(loss.x) + len(loss.c)
-    if sampler is None and d:
-
-        sampler = make_sampler(loss, values=values)
-    elif sampler is not None:
-        for attr in ("draw", "take"):
-            if not callable(getattr(sampler, attr, None)):
-                raise InvalidArgumentError(f"sampler must have a {attr}() method (see noether_sym.data._sample.Sampler)")
-        sd = getattr(sampler, "d", d)
-        if sd != d:
-            raise InvalidArgumentError(f"sampler draws rows of width {sd}; this loss needs d = {d}")
-    N = None if sampler is None else getattr(sampler, "dataset_size", None)
-    if not replace and N is None and optimizer == "sgd":
-        raise InvalidArgumentError("replace=False (epochs without replacement) needs a finite dataset")
-    if N is not None and not replace and batch_size > N and optimizer == "sgd":
-        raise InvalidArgumentError(
-            f"batch_size={batch_size} exceeds the dataset size N={N}: without replacement a batch "
-            "holds at most N distinct points"
-        )
-    if not d:
-        mode = "none"
-    elif optimizer == "gd":
-        mode = "full" if N is not None else "exact"
-    else:
-        mode = "sample" if (replace or N is None) else "epoch"
-    if mode == "exact" and any(nm in ("loss", "sharpness") for nm in names):
-        raise InvalidArgumentError(
-            "record 'loss'/'sharpness' with optimizer='gd' on random-symbol data: the GD step uses the "
-            "exact E[g] and draws no samples to evaluate them on; record them with SGD or a dataset"
-        )
-
-    # ---- kernel -----------------------------------------------------------------------
-    if mode == "exact":
+    o = options
+    seed = o.seed if o.seed is not None else int(np.random.SeedSequence().entropy)
+    T0 = _theta0(loss, theta0, o.replicas)
+    gens = _generators(loss, generators, o.record)
+    data = _DataPlan.build(loss, o, sampler, values)
+    if data.mode == "exact":
         kernel: Any = _MeanGradKernel(loss, values)
     elif loss.fast_grad is not None:
         kernel = _FastKernel(loss)
     else:
         kernel = _CompiledKernel(loss)
-    cols = kernel.layout == "cols"
-    B = N if mode == "full" else batch_size
-    K = block_steps(B, d)
-    full_X = None
-    if mode == "full":
-        full_X = np.array(sampler.take(np.arange(N)), dtype=float)[None]  # (1, N, d)
-    if chunk_size is None:
-        per_replica = K * B * max(d, 1) * 8 if mode in ("sample", "epoch") else 8 * loss.n * max(B, 1)
-        chunk_size = max(1, min(replicas, _CHUNK_BYTES // max(per_replica, 1)))
 
-    # ---- outputs ----------------------------------------------------------------------
-    times = np.arange(0, steps + 1, every) if names else np.zeros(0, dtype=int)
-    n_rec = len(times)
-    obs: dict[str, np.ndarray] = {}
-    for nm in names:
-        tail: tuple[int, ...] = ()
-        if nm == "theta":
-            tail = (loss.n,)
-        elif nm in ("charges", "orbit"):
-            tail = (gens.k,)  # type: ignore[union-attr]
-        obs[nm] = np.full((n_rec, replicas) + tail, np.nan)
+    every = o.record_every
+    times = np.arange(0, o.steps + 1, every) if o.record else np.zeros(0, dtype=int)
+    obs = _allocate(o.record, len(times), o.replicas, loss.n, gens)
     theta_out = T0.copy()
-    div_step = np.full(replicas, -1, dtype=np.int64)
-    seqs = np.random.SeedSequence(seed).spawn(replicas)
-
-    bar = None
-    if progress:
-        try:
-            from tqdm.auto import tqdm  # noqa: PLC0415
-
-            bar = tqdm(total=replicas * steps, unit="replica-step", unit_scale=True, desc="simulate")
-        except ImportError:
-            bar = None
-
+    div_step = np.full(o.replicas, -1, dtype=np.int64)
+    seqs = np.random.SeedSequence(seed).spawn(o.replicas)
+    bar = _progress_bar(o.replicas * o.steps) if o.progress else None
     run = _Run(
-        kernel=kernel, cols=cols, mode=mode, sampler=sampler, full_X=full_X, K=K, B=B, N=N, d=d,
-        lr=lr, weight_decay=weight_decay, momentum=momentum, schedule=schedule, steps=steps,
-        every=every, names=names, gens=gens, obs=obs, theta_out=theta_out, div_step=div_step, bar=bar,
+        kernel=kernel, cols=kernel.layout == "cols", mode=data.mode, sampler=data.sampler, full_X=data.full_X,
+        K=data.K, B=data.B, N=data.N, d=data.d, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
+        schedule=o.schedule, steps=o.steps, every=every, names=list(o.record), gens=gens, obs=obs,
+        theta_out=theta_out, div_step=div_step, bar=bar,
     )
+    chunk_size = o.chunk_size if o.chunk_size is not None else data.chunk_size(loss.n, o.replicas)
     try:
-        for c0 in range(0, replicas, chunk_size):
-            c1 = min(replicas, c0 + chunk_size)
+        for c0 in range(0, o.replicas, chunk_size):
+            c1 = min(o.replicas, c0 + chunk_size)
             run.chunk(c0, T0[c0:c1], seqs[c0:c1])
     finally:
         if bar is not None:
             bar.close()
-
-    settings = {
-        "loss": loss.name,
-        "lr": lr,
-        "batch_size": batch_size,
-        "steps": steps,
-        "replicas": replicas,
-        "weight_decay": weight_decay,
-        "momentum": momentum,
-        "schedule": None if schedule is None else repr(schedule),
-        "optimizer": optimizer,
-        "record": names,
-        "every": every,
-        "replace": bool(replace),
-        "data": mode,
-        "gradient": {"_CompiledKernel": "compiled", "_FastKernel": "fast", "_MeanGradKernel": "exact mean"}[
-            type(kernel).__name__
-        ],
-    }
     return SimulationResult(
         theta=theta_out,
         diverged=div_step >= 0,
@@ -454,9 +347,129 @@ def simulate(
         theta0=T0,
         seed=seed,
         seconds=time.perf_counter() - t_start,
-        settings=settings,
+        settings=_settings(loss, o, every, data.mode, kernel),
         params=tuple(str(p) for p in loss.params),
     )
+
+
+# ------------------------------------------------------------------------------------------
+# the pieces of a run
+# ------------------------------------------------------------------------------------------
+
+
+def _generators(loss: Loss, generators: Any, names: Sequence[str]) -> _Generators | None:
+    if ("charges" in names or "orbit" in names) and generators is None:
+        raise InvalidArgumentError(
+            "record 'charges'/'orbit' needs generators=[A_1, ...] (e.g. ns.find_symmetries(loss).generators)"
+        )
+    return None if generators is None else generator_arrays(generators, loss.n)
+
+
+@dataclass(frozen=True)
+class _DataPlan:
+    """Where a run's data come from: the sampler, the data width d, the dataset size N (None:
+    random symbols), the mode ("none": no data, "sample": i.i.d. draws, "epoch": epochs
+    without replacement, "full": the whole dataset every step, "exact": E[g] itself), the
+    batch B, the block K (:func:`block_steps`) and, in mode "full", the dataset (1, N, d)."""
+
+    sampler: Any
+    d: int
+    N: int | None
+    mode: str
+    B: int
+    K: int
+    full_X: np.ndarray | None
+
+    @classmethod
+    def build(cls, loss: Loss, o: SimulationOptions, sampler: Any, values: Mapping | None) -> _DataPlan:
+        d = len(loss.x) + len(loss.c)
+        if sampler is None and d:
+            sampler = make_sampler(loss, values=values)
+        elif sampler is not None:
+            for attr in ("draw", "take"):
+                if not callable(getattr(sampler, attr, None)):
+                    raise InvalidArgumentError(f"sampler must have a {attr}() method (see noether_sym.data._sample.Sampler)")
+            sd = getattr(sampler, "d", d)
+            if sd != d:
+                raise InvalidArgumentError(f"sampler draws rows of width {sd}; this loss needs d = {d}")
+        N = None if sampler is None else getattr(sampler, "dataset_size", None)
+        mode = _data_mode(o, d, N)
+        B = N if mode == "full" else o.batch_size
+        full_X = np.array(sampler.take(np.arange(N)), dtype=float)[None] if mode == "full" else None
+        return cls(sampler, d, N, mode, B, block_steps(B, d), full_X)
+
+    def chunk_size(self, n: int, replicas: int) -> int:
+        """Replicas per chunk that keep the data blocks of a chunk near ``_CHUNK_BYTES``."""
+        if self.mode in ("sample", "epoch"):
+            per_replica = self.K * self.B * max(self.d, 1) * 8
+        else:
+            per_replica = 8 * n * max(self.B, 1)
+        return max(1, min(replicas, _CHUNK_BYTES // max(per_replica, 1)))
+
+
+def _data_mode(o: SimulationOptions, d: int, N: int | None) -> str:
+    sgd = o.optimizer == "sgd"
+    if not o.replace and N is None and sgd:
+        raise InvalidArgumentError("replace=False (epochs without replacement) needs a finite dataset")
+    if N is not None and not o.replace and o.batch_size > N and sgd:
+        raise InvalidArgumentError(
+            f"batch_size={o.batch_size} exceeds the dataset size N={N}: without replacement a batch "
+            "holds at most N distinct points"
+        )
+    if not d:
+        mode = "none"
+    elif not sgd:
+        mode = "full" if N is not None else "exact"
+    else:
+        mode = "sample" if (o.replace or N is None) else "epoch"
+    if mode == "exact" and any(nm in ("loss", "sharpness") for nm in o.record):
+        raise InvalidArgumentError(
+            "record 'loss'/'sharpness' with optimizer='gd' on random-symbol data: the GD step uses the "
+            "exact E[g] and draws no samples to evaluate them on; record them with SGD or a dataset"
+        )
+    return mode
+
+
+def _allocate(names: Sequence[str], n_rec: int, replicas: int, n: int,
+              gens: _Generators | None) -> dict[str, np.ndarray]:
+    """NaN-filled record arrays (a diverged replica's records stay NaN after it stops)."""
+    obs: dict[str, np.ndarray] = {}
+    for nm in names:
+        tail: tuple[int, ...] = ()
+        if nm == "theta":
+            tail = (n,)
+        elif nm in ("charges", "orbit"):
+            tail = (gens.k,)  # type: ignore[union-attr]
+        obs[nm] = np.full((n_rec, replicas) + tail, np.nan)
+    return obs
+
+
+def _progress_bar(total: int) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="replica-step", unit_scale=True, desc="simulate")
+
+
+def _settings(loss: Loss, o: SimulationOptions, every: int, mode: str, kernel: Any) -> dict[str, Any]:
+    kinds = {"_CompiledKernel": "compiled", "_FastKernel": "fast", "_MeanGradKernel": "exact mean"}
+    return {
+        "loss": loss.name,
+        "lr": o.lr,
+        "batch_size": o.batch_size,
+        "steps": o.steps,
+        "replicas": o.replicas,
+        "weight_decay": o.weight_decay,
+        "momentum": o.momentum,
+        "schedule": None if o.schedule is None else repr(o.schedule),
+        "optimizer": o.optimizer,
+        "record": list(o.record),
+        "every": every,
+        "replace": o.replace,
+        "data": mode,
+        "gradient": kinds[type(kernel).__name__],
+    }
 
 
 class _Run:
@@ -582,24 +595,9 @@ class _Run:
                     eta = lr * float(fac[k - fac_start])
                 else:
                     eta = lr
-                # θ_{k+1} into the spare buffer T_new (θ_k stays for a roll-back); G is scratch
                 if T_new is None or T_new.shape != T.shape:
                     T_new = np.empty_like(T)
-                if mu:
-                    V *= mu
-                    V += G
-                    if wd:
-                        np.multiply(T, wd, out=T_new)
-                        V += T_new
-                    np.multiply(V, eta, out=T_new)
-                    np.subtract(T, T_new, out=T_new)
-                elif wd:
-                    np.multiply(G, eta, out=G)
-                    np.multiply(T, 1.0 - eta * wd, out=T_new)
-                    np.subtract(T_new, G, out=T_new)
-                else:
-                    np.multiply(G, eta, out=G)
-                    np.subtract(T, G, out=T_new)
+                _update(T, G, V, T_new, eta, wd, mu)
                 # one pass over all replicas: Σθ² is non-finite or large iff some entry is;
                 # einsum rather than BLAS dot, whose threads cost more than they save here
                 q = np.einsum("ij,ij->", T_new, T_new)
@@ -639,3 +637,24 @@ class _Run:
     def _progress(self, done: int, reported: int) -> int:
         self.bar.update(done - reported)
         return done
+
+
+def _update(T: np.ndarray, G: np.ndarray, V: np.ndarray | None, T_new: np.ndarray, eta: float, wd: float,
+            mu: float) -> None:
+    """θ_{k+1} into the spare buffer ``T_new`` (θ_k stays in ``T`` for a roll-back): heavy ball
+    (``V`` updated in place) or (E1); ``G`` is scratch."""
+    if mu:
+        V *= mu
+        V += G
+        if wd:
+            np.multiply(T, wd, out=T_new)
+            V += T_new
+        np.multiply(V, eta, out=T_new)
+        np.subtract(T, T_new, out=T_new)
+    elif wd:
+        np.multiply(G, eta, out=G)
+        np.multiply(T, 1.0 - eta * wd, out=T_new)
+        np.subtract(T_new, G, out=T_new)
+    else:
+        np.multiply(G, eta, out=G)
+        np.subtract(T, G, out=T_new)

@@ -1,17 +1,23 @@
-"""schedule: split from noether_sym._simulate (docstring to write)."""
+"""Simulate: learning-rate schedules, η_k = lr · factor(k).
+
+:class:`Warmup`, :class:`StepDecay` and :class:`Cosine` are frozen dataclasses that validate
+their fields (with :mod:`noether_sym._validate`) when built and check that they fit a run
+(:meth:`Schedule.check`) when the run's options are built. The simulator asks for the
+factors of a block of steps at once (:func:`_schedule_factors`), never step by step.
+"""
 
 
 from __future__ import annotations
 
-import math
+import itertools
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer, Real
 
-__all__ = ['Schedule', 'Warmup', 'StepDecay', 'Cosine']
+__all__ = ['Cosine', 'Schedule', 'StepDecay', 'Warmup']
 
 
 
@@ -34,29 +40,6 @@ class Schedule:
         raise NotImplementedError
 
 
-def _positive_int(v: Any, what: str, *, minimum: int = 1) -> int:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-        raise InvalidArgumentError(f"{what} must be an integer >= {minimum}; got {v!r}")
-    return int(v)
-
-
-def _real(v: Any, what: str, *, low: float | None = None, high: float | None = None,
-          low_open: bool = False, high_open: bool = False) -> float:
-    if isinstance(v, bool):
-        raise InvalidArgumentError(f"{what} must be a real number; got {v!r}")
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        raise InvalidArgumentError(f"{what} must be a real number; got {v!r}") from None
-    if not math.isfinite(f):
-        raise InvalidArgumentError(f"{what} must be finite; got {v!r}")
-    if low is not None and (f < low or (low_open and f == low)):
-        raise InvalidArgumentError(f"{what} must be {'>' if low_open else '>='} {low}; got {v!r}")
-    if high is not None and (f > high or (high_open and f == high)):
-        raise InvalidArgumentError(f"{what} must be {'<' if high_open else '<='} {high}; got {v!r}")
-    return f
-
-
 @dataclass(frozen=True)
 class Warmup(Schedule):
     """Linear warmup: η_k = lr · (start + (1 − start) · min(1, (k + 1) / steps)).
@@ -75,8 +58,8 @@ class Warmup(Schedule):
     start: float = 0.0
 
     def __post_init__(self) -> None:
-        _positive_int(self.steps, "Warmup(steps=...)")
-        _real(self.start, "Warmup(start=...)", low=0.0, high=1.0)
+        Integer(1)(self.steps, "Warmup(steps=...)")
+        Real(0.0, 1.0)(self.start, "Warmup(start=...)")
 
     def factors(self, k: np.ndarray) -> np.ndarray:
         k = np.asarray(k, dtype=float)
@@ -111,17 +94,17 @@ class StepDecay(Schedule):
     every: int | None = None
 
     def __post_init__(self) -> None:
-        _real(self.factor, "StepDecay(factor=...)", low=0.0, low_open=True)
+        Real(0.0, low_open=True)(self.factor, "StepDecay(factor=...)")
         ms = tuple(self.milestones) if self.milestones is not None else ()
         if self.every is not None:
             if ms:
                 raise InvalidArgumentError("StepDecay: give milestones=... or every=..., not both")
-            _positive_int(self.every, "StepDecay(every=...)")
+            Integer(1)(self.every, "StepDecay(every=...)")
         elif not ms:
             raise InvalidArgumentError("StepDecay needs milestones=(k1, k2, ...) or every=N")
         for m in ms:
-            _positive_int(m, "StepDecay milestone")
-        if any(b <= a for a, b in zip(ms, ms[1:])):
+            Integer(1)(m, "StepDecay milestone")
+        if any(b <= a for a, b in itertools.pairwise(ms)):
             raise InvalidArgumentError(f"StepDecay milestones must be strictly increasing; got {ms}")
         object.__setattr__(self, "milestones", tuple(int(m) for m in ms))
 
@@ -168,9 +151,9 @@ class Cosine(Schedule):
 
     def __post_init__(self) -> None:
         if self.steps is not None:
-            _positive_int(self.steps, "Cosine(steps=...)")
-        _real(self.final, "Cosine(final=...)", low=0.0, high=1.0)
-        _positive_int(self.warmup, "Cosine(warmup=...)", minimum=0)
+            Integer(1)(self.steps, "Cosine(steps=...)")
+        Real(0.0, 1.0)(self.final, "Cosine(final=...)")
+        Integer(0)(self.warmup, "Cosine(warmup=...)")
         if self.steps is not None and self.warmup >= self.steps:
             raise InvalidArgumentError(
                 f"Cosine: warmup={self.warmup} must be shorter than the schedule (steps={self.steps})"

@@ -1,4 +1,9 @@
-"""canonical: split from noether_sym._symmetry (docstring to write)."""
+"""Symmetries: canonical form of a generator basis -- reduced row echelon form over QQ and rational rounding.
+
+Numeric candidates are put in reduced row echelon form over the flattened upper triangle
+(row-major, i ≤ j) and rounded to small rationals, so every route returns the same basis
+for the same space; the matrices are built with :func:`~noether_sym.loss._generators.generator_matrix`.
+"""
 
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import sympy as sp
 from sympy import QQ
 from sympy.polys.matrices import DomainMatrix
 
-from ..compile._confirm import _matrix
+from ..loss._generators import generator_matrix
 
 __all__ = []
 
@@ -165,7 +170,7 @@ def _canonical(mats: list[dict[tuple[int, int], Fraction]], n: int, sigma: int) 
             entries[(i, j)] = val
             if i != j:
                 entries[(j, i)] = sigma * val
-        out.append(_matrix(n, entries))
+        out.append(generator_matrix(n, entries))
     return out
 
 

@@ -1,4 +1,4 @@
-"""exact_route: split from noether_sym._symmetry (docstring to write)."""
+"""Symmetries: the ``exact`` route -- the linear system of (E4) solved over QQ for rational-function losses."""
 
 
 from __future__ import annotations

@@ -45,10 +45,8 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._errors import (
-    InvalidArgumentError,
-    UnsupportedExpressionError,
-)
+from .._errors import UnsupportedExpressionError
+from .._validate import Boolean, Options, Real, Seed, validate
 from ..compile._compiled import CompiledLoss, compiled
 from ..compile._confirm import exact_model
 from ..compile._exact import ExactModel
@@ -76,6 +74,14 @@ from ._structured import _structured_geometry, _structured_null
 
 __all__ = ['find_symmetries']
 
+#: the contract of find_symmetries' options (tol: between the floor where rounding noise
+#: lives and 1e-3, above which a real direction could pass as null)
+_OPTIONS = {
+    "route": Options(("auto", "exact", "dense", "structured")),
+    "rotations": Boolean(),
+    "seed": Seed(),
+    "tol": Real(NULL_FLOOR, 1e-3, low_open=True, high_open=True),
+}
 
 
 def find_symmetries(
@@ -121,10 +127,8 @@ def find_symmetries(
     ([u**2 - w**2], 1, ['indefinite'])
     """
     loss = as_loss(loss)
-    if route not in ("auto", "exact", "dense", "structured"):
-        raise InvalidArgumentError(f"route must be 'auto', 'exact', 'dense' or 'structured'; got {route!r}")
-    if not (NULL_FLOOR < tol < 1e-3):
-        raise InvalidArgumentError(f"tol must be in ({NULL_FLOOR}, 1e-3); got {tol}")
+    opts = validate(_OPTIONS, route=route, rotations=rotations, seed=seed, tol=tol)
+    route, rotations, seed, tol = opts["route"], opts["rotations"], opts["seed"], opts["tol"]
     t0 = time.perf_counter()
     cl = compiled(loss)
     rng = np.random.default_rng(np.random.SeedSequence(seed))

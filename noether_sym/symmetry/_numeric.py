@@ -1,4 +1,10 @@
-"""numeric: split from noether_sym._symmetry (docstring to write)."""
+"""Symmetries: the ``dense`` route's numerics -- sample rows, SVD null spaces with a gap certificate, polishing.
+
+Each random point (θ, x) away from kinks gives one linear equation ⟨A, sym(g θᵀ)⟩ = 0 on
+the upper triangle of A; the null space is cut at the largest singular-value gap below
+the tolerance (``NULL_TOL``, never below ``NULL_FLOOR`` where rounding noise lives), and
+candidates are polished on their support before exact confirmation.
+"""
 
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""result: split from noether_sym._symmetry (docstring to write)."""
+"""Symmetries: the result objects -- :class:`Symmetries` (generators, charges, certificate) and :class:`Candidate`.
+
+A candidate that failed exact confirmation is kept as a :class:`Candidate` in
+``Symmetries.unconfirmed``, never among the generators; results render their own LaTeX.
+"""
 
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""structured: split from noether_sym._symmetry (docstring to write)."""
+"""Symmetries: the ``structured`` route for large models -- null spaces of stacked gradients and Hessian actions.
+
+See the ``structured`` paragraph of :mod:`noether_sym.symmetry._finder`: a few base points
+pin a generator down through its action on the gradient span, so the unknowns drop from
+n(n+1)/2 to about K·r; memory is bounded by ``STRUCTURED_MAX_BYTES``.
+"""
 
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Dynamics: how SGD moves a Noether charge, exactly per step and in continuous time (§4).
+"""Theory: how SGD moves a Noether charge, exactly per step and in continuous time (§4).
 
 For a generator A with charge C = θᵀAθ (E8), every minibatch gradient satisfies ĝᵀAθ = 0
 (E4), so expanding θ_{k+1} = (1 − ηγ)θ_k − ηĝ_k gives, with no approximation,
@@ -25,8 +25,9 @@ import sympy as sp
 from .._errors import InvalidArgumentError
 from .._printing import LINE_WIDTH, _latex, _rhs, _visible
 from ..data._moments import moments
+from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
-from ._spectrum import BATCH, ETA, GAMMA, _as_sym_matrix
+from ._spectrum import BATCH, ETA, GAMMA
 
 __all__ = ['ChargeDynamics', 'charge_dynamics']
 
@@ -138,7 +139,7 @@ def charge_dynamics(
 
     loss = as_loss(loss)
     n = loss.n
-    Am = _as_sym_matrix(A, n)
+    Am = as_generator(A, n, symmetry="symmetric", rational=False, nonzero=True)
     mom = moments(loss, values=values)
     if not (mom.exact and isinstance(mom.covariance, sp.MatrixBase)):
         raise InvalidArgumentError(

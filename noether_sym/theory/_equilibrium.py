@@ -1,4 +1,4 @@
-"""Equilibrium: where along a symmetry the gradient noise balances (THEORY §5, (E13)–(E18)).
+"""Theory: where along a symmetry the gradient noise balances (THEORY §5, (E13)–(E18)).
 
 For a generator A and a point θ, move along the orbit θ_λ = e^{λA}θ. By the transport law
 (E6) the drift G(λ) = Tr[A Σ(θ_λ)] has the spectral form (E14)
@@ -32,13 +32,14 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .._errors import InvalidArgumentError, InvalidGeneratorError
+from .._errors import InvalidGeneratorError
 from .._printing import _escape, _latex, _num, _rhs
 from ..compile._confirm import confirm_generator
+from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
 from ._noise import _check_hparams, _exact_theta, _move, _noise_matrix
 from ._root import _limit, _solve
-from ._spectrum import LAMBDA, _as_sym_matrix, drift_terms, spectrum
+from ._spectrum import LAMBDA, Spectrum, drift_terms, spectrum
 
 __all__ = ['Equilibrium', 'noise_equilibrium']
 
@@ -206,66 +207,28 @@ def noise_equilibrium(
     -log(28)/4
     """
     loss = as_loss(loss)
-    _check_hparams(batch_size, weight_decay, lr)
-    if float(weight_decay) > 0 and lr is None:
-        raise InvalidArgumentError("with weight decay the balance (η/S)G = 2γC involves η: pass lr=...")
-    if not isinstance(digits, (int, np.integer)) or not 5 <= digits <= 1000:
-        raise InvalidArgumentError(f"digits must be an integer in [5, 1000]; got {digits!r}")
-    n = loss.n
-    Am = _as_sym_matrix(A, n)
-    if check_symmetry:
-
-        ok, why = confirm_generator(loss, Am)
-        if not ok:
-            raise InvalidGeneratorError(f"A is not a symmetry generator of this loss: {why}")
+    hp = _check_hparams(batch_size, weight_decay, lr, digits)
+    Am = _generator(loss, A, check_symmetry)
     th = loss.theta_vector(theta)
     theta_exact = _exact_theta(loss, theta, th)
     spec = spectrum(Am)
-    Sigma, exact, info = _noise_matrix(loss, theta_exact, batch_size, discrete, n_samples, seed, values)
+    Sigma, exact, info = _noise_matrix(loss, theta_exact, hp["batch_size"], discrete, n_samples, seed, values)
     s_list, c_list = drift_terms(spec, Sigma, theta_exact if exact else th)
     exact = exact and spec.rational
-    a_f = spec.floats
-    s_f = [float(v) for v in s_list]
-    c_f = [float(v) for v in c_list]
-    scale = max([abs(v) for v in s_f] + [1e-300])
-    reach_pos = any(a > 0 and s > 1e-14 * scale for a, s in zip(a_f, s_f))
-    reach_neg = any(a < 0 and s > 1e-14 * scale for a, s in zip(a_f, s_f))
-    if exact:
-        reach_pos = any(a > 0 and s > 0 for a, s in zip(spec.eigenvalues, s_list))
-        reach_neg = any(a < 0 and s > 0 for a, s in zip(spec.eigenvalues, s_list))
-    if reach_pos and reach_neg:
-        kind = "balanced"
-    elif spec.is_semidefinite() and (reach_pos or reach_neg):
-        kind = "divergent"
-    else:
-        kind = "degenerate"
-    gamma = float(weight_decay)
-    eta = None if lr is None else float(lr)
-    # exact values of the binary floats, so the polynomial route and the certificate agree
-    coef = sp.Integer(0) if gamma == 0 else sp.Rational(eta) / int(batch_size)  # (η/S)G - 2γC = 0
+    kind, reach_pos, reach_neg = _classify(spec, s_list, exact)
+    gamma, eta = hp["weight_decay"], hp["lr"]
+    a_f, s_f, c_f = spec.floats, [float(v) for v in s_list], [float(v) for v in c_list]
     rate = float(sum(a * s for a, s in zip(a_f, s_f)))
-    details = dict(info)
-    lam_exact = None
-    bracket = None
-    lam_mp = None
-    method = ""
     has_root = kind == "balanced" or (gamma > 0 and (reach_pos or reach_neg) and any(c > 0 for a, c in zip(a_f, c_f) if a != 0))
     if has_root:
-        lam_mp, lam_exact, bracket, method = _solve(spec, s_list, c_list, gamma, coef, digits, exact)
+        # exact values of the binary floats, so the polynomial route and the certificate agree
+        coef = sp.Integer(0) if gamma == 0 else sp.Rational(eta) / hp["batch_size"]  # (η/S)G - 2γC = 0
+        lam_mp, lam_exact, bracket, method = _solve(spec, s_list, c_list, gamma, coef, hp["digits"], exact)
         lam = float(lam_mp)
         theta_star = _move(spec, th, lam)
     else:
-        if kind == "degenerate" and not (reach_pos or reach_neg):
-            lam = math.nan
-            theta_star = th.copy()
-            method = "no noise along A: every point of the orbit is stationary"
-        else:
-            lam = math.inf if rate > 0 else -math.inf
-            theta_star = _limit(spec, th, lam)
-            method = "G has one sign on the whole orbit: the charge drifts forever"
-    charge = float(sum(a * math.exp(2 * lam * a) * c for a, c in zip(a_f, c_f))) if math.isfinite(lam) else (
-        math.inf if lam > 0 and any(a > 0 and c > 0 for a, c in zip(a_f, c_f)) else (
-            -math.inf if any(a < 0 and c > 0 for a, c in zip(a_f, c_f)) and lam < 0 else math.nan))
+        lam_mp = lam_exact = bracket = None
+        lam, theta_star, method = _no_root(spec, th, kind, reach_pos or reach_neg, rate)
     return Equilibrium(
         kind=kind,
         lam=lam,
@@ -274,18 +237,67 @@ def noise_equilibrium(
         lam_exact=lam_exact,
         bracket=bracket,
         method=method,
-        charge=charge,
+        charge=_charge(a_f, c_f, lam),
         eigenvalues=list(spec.eigenvalues),
         noise=list(s_list),
         norms=list(c_list),
         rate=rate,
         exact=exact,
-        batch_size=int(batch_size),
+        batch_size=hp["batch_size"],
         weight_decay=gamma,
         lr=eta,
         discrete=discrete,
-        details=details,
+        details=dict(info),
     )
+
+
+def _generator(loss: Loss, A: Any, check_symmetry: bool) -> sp.Matrix:
+    """A as an exact symmetric matrix, confirmed as a symmetry of the loss when asked."""
+    Am = as_generator(A, loss.n, symmetry="symmetric", rational=False, nonzero=True)
+    if check_symmetry:
+        ok, why = confirm_generator(loss, Am)
+        if not ok:
+            raise InvalidGeneratorError(f"A is not a symmetry generator of this loss: {why}")
+    return Am
+
+
+def _classify(spec: Spectrum, s_list: list[Any], exact: bool) -> tuple[str, bool, bool]:
+    """The class of A at θ and whether noise reaches its positive / negative eigenspaces
+    (exactly when the s_i are exact, else above 1e-14 of the largest)."""
+    if exact:
+        reach_pos = any(a > 0 and s > 0 for a, s in zip(spec.eigenvalues, s_list))
+        reach_neg = any(a < 0 and s > 0 for a, s in zip(spec.eigenvalues, s_list))
+    else:
+        s_f = [float(v) for v in s_list]
+        scale = max([abs(v) for v in s_f] + [1e-300])
+        reach_pos = any(a > 0 and s > 1e-14 * scale for a, s in zip(spec.floats, s_f))
+        reach_neg = any(a < 0 and s > 1e-14 * scale for a, s in zip(spec.floats, s_f))
+    if reach_pos and reach_neg:
+        kind = "balanced"
+    elif spec.is_semidefinite() and (reach_pos or reach_neg):
+        kind = "divergent"
+    else:
+        kind = "degenerate"
+    return kind, reach_pos, reach_neg
+
+
+def _no_root(spec: Spectrum, th: np.ndarray, kind: str, noisy: bool, rate: float) -> tuple[float, np.ndarray, str]:
+    """λ*, θ* and the method when the balance has no finite root."""
+    if kind == "degenerate" and not noisy:
+        return math.nan, th.copy(), "no noise along A: every point of the orbit is stationary"
+    lam = math.inf if rate > 0 else -math.inf
+    return lam, _limit(spec, th, lam), "G has one sign on the whole orbit: the charge drifts forever"
+
+
+def _charge(a_f: list[float], c_f: list[float], lam: float) -> float:
+    """C(θ*) = Σ a_i e^{2λ*a_i} ‖P_iθ‖², or its limit (±inf, nan) for an infinite λ*."""
+    if math.isfinite(lam):
+        return float(sum(a * math.exp(2 * lam * a) * c for a, c in zip(a_f, c_f)))
+    if lam > 0 and any(a > 0 and c > 0 for a, c in zip(a_f, c_f)):
+        return math.inf
+    if lam < 0 and any(a < 0 and c > 0 for a, c in zip(a_f, c_f)):
+        return -math.inf
+    return math.nan
 
 
 def equilibrium_latex(eq: Any, names: Mapping[Any, str] | None = None) -> str:

@@ -1,4 +1,12 @@
-"""joint: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the joint noise equilibrium of several commuting generators.
+
+For pairwise commuting A_j with joint eigenspaces P_i (eigenvalue vectors a_i), the
+conditions Tr[A_jΣ(θ*)] = 0 are the stationarity of the convex Φ(λ) = ½Σ_i s_i e^{-2a_i·λ};
+:func:`joint_equilibrium` minimises Φ by damped Newton and reports the gradient norm and
+the smallest Hessian eigenvalue as the certificate (:class:`JointEquilibrium`).
+Non-commuting generators are rejected: their balance is a matrix equation (two-layer nets:
+:mod:`noether_sym.theory._two_layer`).
+"""
 
 
 from __future__ import annotations
@@ -12,9 +20,10 @@ import sympy as sp
 
 from .._errors import InvalidArgumentError, InvalidGeneratorError
 from .._printing import _check_names, _num
+from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
 from ._noise import _exact_theta, _noise_matrix
-from ._spectrum import _as_sym_matrix, spectrum
+from ._spectrum import spectrum
 
 __all__ = ['JointEquilibrium', 'joint_equilibrium']
 
@@ -70,7 +79,7 @@ def joint_equilibrium(
     """
     loss = as_loss(loss)
     n = loss.n
-    mats = [_as_sym_matrix(A, n) for A in generators]
+    mats = [as_generator(A, n, symmetry="symmetric", rational=False, nonzero=True) for A in generators]
     if not mats:
         raise InvalidArgumentError("give at least one generator")
     for i in range(len(mats)):

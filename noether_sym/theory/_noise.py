@@ -1,4 +1,19 @@
-"""noise: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the noise side of every balance -- Σ(θ) at a point, exact when the moments are.
+
+Owns what :func:`~noether_sym.noise_equilibrium`, the joint equilibrium and the sharpness
+share: the hyper-parameter constraints (``HPARAMS``, checked by :func:`_check_hparams`
+through ``noether_sym._validate``), the noise matrix Σ(θ) (or, for the discrete-time
+drift (E11), M_S = ∇L∇Lᵀ + c·Σ with the minibatch factor c of ``minibatch_factor``, the
+same sampling with replacement as ``simulate``), θ as exact rationals, exact evaluation
+of polynomial matrices, and the move θ -> e^{λA}θ.
+
+Design
+------
+Σ(θ) is cached on the Loss per (θ, S, discrete, values): a derivation asks for it once
+per generator at the same point. Exact moments are used when the data model has them;
+otherwise moments are estimated and the result says so (``exact=False`` with a
+standard error).
+"""
 
 
 from __future__ import annotations
@@ -12,6 +27,7 @@ import sympy as sp
 from sympy import QQ
 
 from .._errors import InvalidArgumentError
+from .._validate import Integer, Optional, Real, validate
 from ..data._model import minibatch_factor
 from ..data._moments import moments
 from ..loss._loss import Loss
@@ -21,20 +37,21 @@ __all__ = []
 
 
 
-def _check_hparams(batch_size: Any, weight_decay: Any, lr: Any) -> None:
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise InvalidArgumentError(f"batch_size must be a positive integer; got {batch_size!r}")
-    for name, v in (("weight_decay", weight_decay), ("lr", lr)):
-        if v is None:
-            continue
-        try:
-            fv = float(v)
-        except (TypeError, ValueError):
-            raise InvalidArgumentError(f"{name} must be a number; got {v!r}") from None
-        if not math.isfinite(fv) or fv < 0:
-            raise InvalidArgumentError(f"{name} must be finite and non-negative; got {v!r}")
-    if lr is not None and float(lr) == 0:
-        raise InvalidArgumentError("lr must be positive")
+#: the hyper-parameters every balance takes: S ≥ 1, γ ≥ 0, η > 0 (None: not given)
+HPARAMS = {
+    "batch_size": Integer(1),
+    "weight_decay": Real(0.0),
+    "lr": Optional(Real(0.0, None, low_open=True)),
+    "digits": Integer(5, 1000),
+}
+
+
+def _check_hparams(batch_size: Any, weight_decay: Any, lr: Any, digits: Any = 30) -> dict[str, Any]:
+    """S, γ, η and digits checked and in canonical form; η is required when γ > 0."""
+    hp = validate(HPARAMS, batch_size=batch_size, weight_decay=weight_decay, lr=lr, digits=digits)
+    if hp["weight_decay"] > 0 and hp["lr"] is None:
+        raise InvalidArgumentError("with weight decay the balance (η/S)G = 2γC involves η: pass lr=...")
+    return hp
 
 
 def _noise_matrix(loss: Loss, theta_vec: sp.Matrix, batch_size: int, discrete: bool, n_samples: int | None, seed: int, values: Any) -> tuple[Any, bool, dict]:
@@ -78,7 +95,8 @@ def _noise_matrix_uncached(loss: Loss, theta_vec: sp.Matrix, batch_size: int, di
         info["standard_error"] = mom.standard_error
     if discrete:
         N = loss.n_samples
-        factor = minibatch_factor(batch_size, N, replace=N is None) if N is not None else sp.Rational(1, batch_size)
+        # the same sampling as simulate's default: S rows drawn with replacement
+        factor = minibatch_factor(batch_size, N)
         if isinstance(Sigma, sp.MatrixBase):
             Sigma = g * g.T + Sigma * factor
         else:

@@ -1,4 +1,11 @@
-"""root: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the root λ* of a balance function, with a certificate (THEORY (E14)-(E18)).
+
+:func:`_solve` finds the unique root of (η/S)G(λ) − 2γC(λ) (γ = 0: of G): in closed form or
+as an isolated real algebraic number when the spectrum is rational (a polynomial in
+z = e^{-2λ/q}), else by bracketing, brentq and an mpmath polish; every root comes with a
+bracket on which the sign change is checked in interval arithmetic (``mpmath.iv``), or a
+CertificationError. :func:`_limit` is the end point of an orbit when λ* = ±∞.
+"""
 
 
 from __future__ import annotations

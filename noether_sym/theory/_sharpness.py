@@ -1,4 +1,10 @@
-"""sharpness: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the sharpness along a symmetry orbit and at the noise equilibrium (THEORY (E19)).
+
+:func:`population_hessian` gives H(θ) = E∇²ℓ (exact when the moments are); by the transport
+law its trace along the orbit is T(λ) = Σ_i e^{-2λa_i} h_i with h_i = Tr[P_iH(θ)].
+:func:`sharpness_along_orbit` returns a :class:`Sharpness`: T at λ = 0 and at λ*, its
+minimiser, and whether SGD flattens or sharpens on its way to the equilibrium.
+"""
 
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from .._printing import _check_names, _latex, _num
 from ..compile._compiled import compiled
 from ..data._moments import expectation
 from ..data._sample import _value_map, make_sampler
+from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
 from ._equilibrium import noise_equilibrium
 from ._noise import _eval_exact, _exact_theta
 from ._root import _solve
-from ._spectrum import LAMBDA, _as_sym_matrix, drift_terms, spectrum
+from ._spectrum import LAMBDA, drift_terms, spectrum
 
 __all__ = ['Sharpness', 'population_hessian', 'sharpness_along_orbit']
 
@@ -129,7 +136,7 @@ def sharpness_along_orbit(
     ('flatten', 0.0)
     """
     loss = as_loss(loss)
-    Am = _as_sym_matrix(A, loss.n)
+    Am = as_generator(A, loss.n, symmetry="symmetric", rational=False, nonzero=True)
     spec = spectrum(Am)
     H, exact = population_hessian(loss, theta, values=values, n_samples=n_samples, seed=seed)
     th = loss.theta_vector(theta)

@@ -1,4 +1,10 @@
-"""spectrum: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the spectrum of a generator and the drift terms of its balance (THEORY (E14)).
+
+:func:`spectrum` decomposes a symmetric A = Σ_i a_i P_i exactly, block by block (connected
+components of A's sparsity graph), into a :class:`Spectrum`; :func:`drift_terms` projects
+the noise and the point onto it: s_i = Tr[P_iΣ] and ‖P_iθ‖², the coefficients of G(λ) and
+C(λ). Also the symbols η, S, γ, λ used in derived formulas.
+"""
 
 
 from __future__ import annotations
@@ -10,9 +16,6 @@ import numpy as np
 import sympy as sp
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
-
-from .._errors import InvalidGeneratorError
-from ..loss._loss import matrix_from_user
 
 __all__ = ['Spectrum', 'spectrum', 'drift_terms']
 
@@ -50,24 +53,6 @@ class Spectrum:
     def is_semidefinite(self) -> bool:
         fl = [a for a in self.floats if a != 0]
         return all(a > 0 for a in fl) or all(a < 0 for a in fl)
-
-
-def _as_sym_matrix(A: Any, n: int) -> sp.Matrix:
-
-    M = matrix_from_user(A)
-    if M.shape != (n, n):
-        raise InvalidGeneratorError(f"the generator must be {n}x{n} (one row per parameter); got {M.shape[0]}x{M.shape[1]}")
-    M = M.applyfunc(lambda v: sp.Rational(v) if isinstance(v, sp.Float) else v)
-    if any(not v.is_number or v.is_real is False for v in M):
-        raise InvalidGeneratorError("the generator must have real numeric entries")
-    if M != M.T:
-        raise InvalidGeneratorError(
-            "the generator must be symmetric (A = Aᵀ); exponential symmetries in THEORY (E3) use "
-            "symmetric A — antisymmetric members are rotations and carry no charge"
-        )
-    if M.is_zero_matrix:
-        raise InvalidGeneratorError("the generator is the zero matrix")
-    return M
 
 
 _SPECTRUM_CACHE: dict[Any, Spectrum] = {}

@@ -1,4 +1,13 @@
-"""two_layer: split from noether_sym._equilibrium (docstring to write)."""
+"""Theory: the closed-form GL(d) noise equilibrium of a two-layer linear net (THEORY (E20)-(E21)).
+
+For f(x) = UWx with teacher data y = Vx + ε, :func:`two_layer_equilibrium` returns
+θ* = (UP⁻¹, PW) with P² = X = M_W⁻¹ # (c M_U), the matrix geometric mean
+(:func:`geometric_mean`), and the residuals of X M_W X = c M_U and of (E20) at θ*
+(:class:`TwoLayerEquilibrium`). Assumption: M_W or M_U invertible (d ≤ max(n, m)); when
+both are singular the regularised limit used here need not solve the balance (and with
+rank M_W ≠ rank M_U no SPD solution exists), so check ``residual`` and
+``balance_residual``.
+"""
 
 
 from __future__ import annotations
