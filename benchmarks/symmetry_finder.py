@@ -12,6 +12,7 @@ random point in the n(n+1)/2 unknowns), on the architectures small enough for it
 on those same architectures.
 
 Run:  python benchmarks/symmetry_finder.py [--n 100] [--seed 0] [--json out.json]
+      python benchmarks/symmetry_finder.py --scale   (the scale targets, each in a 4 GiB subprocess)
 """
 
 from __future__ import annotations
@@ -50,6 +51,47 @@ def expected_generators(kind: str, dims: list[int]) -> int:
     return sum(d * (d + 1) // 2 for d in hidden) if kind == "linear" else sum(hidden)
 
 
+#: the scale targets: (kind, dims, bias, generators, independent charges, seconds)
+SCALE = [("linear", [30, 40, 30], False, 820, 820, 10), ("linear", [784, 64, 10], False, 2080, 2080, 120),
+         ("relu", [784, 128, 10], True, 128, 128, 60)]
+
+
+def scale_case(kind: str, dims: list[int], bias: bool) -> dict:
+    """One scale target in this process: build time, finder time, counts, peak memory."""
+    t0 = time.perf_counter()
+    loss = build(kind, dims, bias)
+    t_build = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sym = ns.find_symmetries(loss)
+    return {"dims": dims, "kind": kind, "bias": bias, "n_params": loss.n, "build_seconds": t_build,
+            "find_seconds": time.perf_counter() - t0, "generators": sym.n_generators,
+            "independent_charges": sym.n_independent_charges, "route": sym.certificate["route"],
+            "completeness": sym.certificate.get("completeness"),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def run_scale(limit_gib: float = 4.0, timeout: float = 900) -> list[dict]:
+    """Each scale target in a subprocess capped at ``limit_gib`` of address space (so a
+    failure is a MemoryError or a refusal, never the kernel's OOM killer)."""
+    import subprocess
+
+    out = []
+    for kind, dims, bias, k, r, target in SCALE:
+        code = (f"import json, resource, sys; sys.path.insert(0, 'benchmarks'); "
+                f"resource.setrlimit(resource.RLIMIT_AS, ({int(limit_gib * 2**30)}, {int(limit_gib * 2**30)})); "
+                f"import symmetry_finder as b; print(json.dumps(b.scale_case({kind!r}, {dims}, {bias}), default=str))")
+        try:
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+            row = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
+                "dims": dims, "error": proc.stderr.strip().splitlines()[-1:]}
+        except subprocess.TimeoutExpired:
+            row = {"dims": dims, "error": f"timeout after {timeout} s"}
+        row.update({"target_seconds": target, "expected": [k, r]})
+        print(json.dumps(row), flush=True)
+        out.append(row)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100)
@@ -57,7 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default=None)
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="full passes; totals are medians over them")
+    ap.add_argument("--scale", action="store_true", help="run only the scale targets (subprocesses, 4 GiB cap)")
     args = ap.parse_args(argv)
+    if args.scale:
+        rows = run_scale()
+        if args.json:
+            with open(args.json, "w") as fh:
+                json.dump(rows, fh, indent=1)
+        return 0
     archs = architectures(args.n, args.seed)
     totals = []
     for rep in range(args.repeats):

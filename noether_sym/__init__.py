@@ -11,8 +11,12 @@ from ._errors import (
     CertificationError as CertificationError,
 )
 from ._errors import (
+    GradientFlowError as GradientFlowError,
+)
+from ._errors import (
     InvalidArgumentError as InvalidArgumentError,
 )
+from ._errors import NoiseAlongManifoldError as NoiseAlongManifoldError
 from ._errors import (
     InvalidDataError as InvalidDataError,
 )
@@ -35,6 +39,7 @@ from ._errors import (
     ParseError as ParseError,
 )
 from ._errors import ProofError as ProofError
+from ._errors import ResourceLimitError as ResourceLimitError
 from ._errors import SweepMismatchError as SweepMismatchError
 from ._errors import (
     UnsupportedExpressionError as UnsupportedExpressionError,
@@ -59,6 +64,9 @@ from .data._moments import Moments as Moments
 from .data._moments import compiled_moments as compiled_moments
 from .data._moments import expectation as expectation
 from .data._moments import moments as moments
+from .data._piecewise import ConeMoments as ConeMoments
+from .data._piecewise import cone_hessian as cone_hessian
+from .data._piecewise import cone_moments as cone_moments
 from .data._sample import Sampler as Sampler
 from .data._sample import make_sampler as make_sampler
 from .loss._loss import Loss as Loss
@@ -78,15 +86,26 @@ from .simulate._schedule import Cosine as Cosine
 from .simulate._schedule import Schedule as Schedule
 from .simulate._schedule import StepDecay as StepDecay
 from .simulate._schedule import Warmup as Warmup
+from .symmetry._approximate import ApproximateSymmetries as ApproximateSymmetries
+from .symmetry._approximate import ApproximateSymmetry as ApproximateSymmetry
+from .symmetry._approximate import ChargeDrift as ChargeDrift
+from .symmetry._approximate import approximate_symmetries as approximate_symmetries
 from .symmetry._charges import confirm_conservation as confirm_conservation
 from .symmetry._charges import generic_rank as generic_rank
 from .symmetry._finder import find_symmetries as find_symmetries
+from .symmetry._laws import ConservationLaws as ConservationLaws
+from .symmetry._laws import conservation_laws as conservation_laws
 from .symmetry._result import Symmetries as Symmetries
 from .theory._dynamics import ChargeDynamics as ChargeDynamics
 from .theory._dynamics import charge_dynamics as charge_dynamics
 from .theory._equilibrium import Equilibrium as Equilibrium
+from .theory._gradient_flow import GradientFlowLimit as GradientFlowLimit
+from .theory._gradient_flow import gradient_flow_limit as gradient_flow_limit
 from .theory._equilibrium import noise_equilibrium as noise_equilibrium
 from .theory._joint import JointEquilibrium as JointEquilibrium
+from .theory._noether_flow import FlowDrift as FlowDrift
+from .theory._noether_flow import NoetherFlow as NoetherFlow
+from .theory._noether_flow import noether_flow as noether_flow
 from .theory._joint import joint_equilibrium as joint_equilibrium
 from .theory._sharpness import Sharpness as Sharpness
 from .theory._sharpness import sharpness_along_orbit as sharpness_along_orbit

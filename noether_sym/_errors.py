@@ -21,6 +21,8 @@ __all__ = [
     "InvalidGeneratorError",
     "InvalidArgumentError",
     "CertificationError",
+    "GradientFlowError",
+    "NoiseAlongManifoldError",
 ]
 
 
@@ -73,3 +75,23 @@ class MissingDependencyError(NoetherSymError, ImportError):
 
 class ProofError(NoetherSymError, ValueError):
     """A proof file is malformed (no ``proof`` function, wrong return type, bad folder)."""
+
+
+class GradientFlowError(NoetherSymError, RuntimeError):
+    """Gradient flow on the population loss does not settle on a minimum (it diverges, or
+    does not reach the gradient-norm tolerance within its time budget): there is no point
+    of the minimum manifold to predict from."""
+
+
+class ResourceLimitError(NoetherSymError, ValueError):
+    """A step would exceed a stated budget (memory, terms, degree, integer size, symbols).
+
+    The message names the budget, the estimate that exceeded it, and how to raise it (the
+    module attribute that holds it) or how to shrink the problem.
+    """
+
+
+class NoiseAlongManifoldError(NoetherSymError, ValueError):
+    """The gradient noise has a component along the minimum manifold (P_T Σ ≠ 0): the
+    per-sample losses are not invariant along it, SGD diffuses there, and the deterministic
+    slow flow (E22) does not apply."""

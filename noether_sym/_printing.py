@@ -16,6 +16,8 @@ foundation layer rather than in ``report``: lower stages may import it.
   (printed in full only up to :data:`MAX_MATRIX` parameters).
 * ``_escape`` -- plain text (names, reasons) made safe for LaTeX text mode.
 * ``_check_names`` -- validation of the user's ``symbol_names`` mapping.
+* :class:`NotebookDisplay` -- the mixin that makes result objects show as math with their
+  key numbers (``_repr_latex_``) or as tables (``_repr_html_``) in a notebook.
 """
 
 
@@ -24,6 +26,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from html import escape
 from typing import Any
 
 import sympy as sp
@@ -31,7 +34,7 @@ from sympy.printing.latex import LatexPrinter
 
 from ._errors import InvalidArgumentError
 
-__all__ = ['NoetherLatexPrinter']
+__all__ = ['NoetherLatexPrinter', 'NotebookDisplay']
 
 
 _LAYERED = re.compile(r"^([A-Za-z]+)(\d+)_(\d+)(?:_(\d+))?$")
@@ -48,7 +51,7 @@ class NoetherLatexPrinter(LatexPrinter):
         super().__init__(settings)
         self._names = {str(k): v for k, v in (names or {}).items()}
 
-    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:  # noqa: D102
+    def _print_Symbol(self, expr: sp.Symbol, style: str = "plain") -> str:
         name = expr.name
         if name in self._names:
             return self._names[name]
@@ -67,7 +70,7 @@ class NoetherLatexPrinter(LatexPrinter):
             return f"{m.group(1)}_{{{m.group(2)}}}"
         return super()._print_Symbol(expr, style=style)
 
-    def _print_RandomSymbol(self, expr: Any, style: str = "plain") -> str:  # noqa: D102
+    def _print_RandomSymbol(self, expr: Any, style: str = "plain") -> str:
         return self._print_Symbol(expr.symbol, style)
 
 
@@ -151,3 +154,177 @@ def _escape(text: str) -> str:
                  ("*", r"$^*$"), ("<", r"$<$"), (">", r"$>$"), ("--", "-{}-")):
         out = out.replace(u, t)
     return out
+
+
+# ------------------------------------------------------------------------------------------
+# Notebook display
+# ------------------------------------------------------------------------------------------
+
+
+class NotebookDisplay:
+    """Mixin: how a result object shows in a notebook (Jupyter, IPython).
+
+    Jupyter calls ``_repr_latex_`` and ``_repr_html_`` on the value of a cell's last line.
+    Results show the math and their key numbers compactly: a short display per class from
+    :data:`_LATEX_DISPLAY` (equilibria: the class, λ*, θ* and its certificate), else the
+    object's own ``_latex_`` (the renderer :func:`noether_sym.to_latex` dispatches on), turned
+    into display math; tables (``Comparison``, ``VerifyReport``) show as HTML from
+    :data:`_HTML_DISPLAY`. A format a class has no renderer for returns None, which Jupyter
+    skips.
+
+    Examples
+    --------
+    >>> import sympy as sp, noether_sym as ns
+    >>> u, w, x = sp.symbols("u w x")
+    >>> sym = ns.find_symmetries(ns.Loss((u * w * x - x) ** 2, [u, w], data=[x]))
+    >>> print(sym._repr_latex_())  # doctest: +NORMALIZE_WHITESPACE
+    $$\\begin{aligned}
+    &\\text{1 generator, 1 independent charge, 0 rotations} \\\\
+    C_{1}(\\theta) &= u^{2} - w^{2} && \\text{indefinite}
+    \\end{aligned}$$
+    """
+
+    def _repr_latex_(self) -> str | None:
+        render = _LATEX_DISPLAY.get(type(self).__name__)
+        if render is not None:
+            return render(self)
+        own = getattr(self, "_latex_", None)
+        return _display_math(own(None)) if callable(own) else None
+
+    def _repr_html_(self) -> str | None:
+        render = _HTML_DISPLAY.get(type(self).__name__)
+        return None if render is None else render(self)
+
+
+def _text(s: Any) -> str:
+    """Plain text for ``\\text{...}`` in MathJax (no LaTeX specials)."""
+    return re.sub(r"[\\{}$&%#_^~]", " ", str(s)).strip()
+
+
+def _vec(v: Any, digits: int = 5, limit: int = 8) -> str:
+    vals = [_num(x, digits) for x in list(v)[:limit]]
+    more = r", \dots" if len(v) > limit else ""
+    return r"\left(" + ", ".join(vals) + more + r"\right)"
+
+
+def _aligned(rows: list[str]) -> str:
+    return "$$\\begin{aligned}\n" + " \\\\\n".join(rows) + "\n\\end{aligned}$$"
+
+
+def _display_math(tex: str) -> str:
+    """An object's ``_latex_`` (text lines and ``align*`` blocks) as notebook display math:
+    each ``align*`` becomes ``$$\\begin{aligned}...\\end{aligned}$$`` (understood by MathJax
+    and KaTeX alike)."""
+    tex = tex.replace("\\begin{align*}", "$$\\begin{aligned}").replace("\\end{align*}", "\\end{aligned}$$")
+    return tex.strip()
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _symmetries_display(sym: Any, max_charges: int = 6) -> str:
+    rows = [r"&\text{" + ", ".join([_plural(sym.n_generators, "generator"),
+                                    _plural(sym.n_independent_charges, "independent charge"),
+                                    _plural(len(sym.rotations), "rotation")]) + "}"]
+    for k, C in enumerate(sym.charges[:max_charges], start=1):
+        cls = sym.classes[k - 1] if k - 1 < len(sym.classes) else ""
+        rows.append(f"C_{{{k}}}(\\theta) &= {_rhs(C, width=60)} && \\text{{{_text(cls)}}}")
+    if len(sym.charges) > max_charges:
+        rows.append(f"&\\text{{... and {len(sym.charges) - max_charges} more charges}}")
+    return _aligned(rows)
+
+
+def _start_row(start: Any) -> list[str]:
+    if start is None:
+        return []
+    return [(f"\\Phi(\\theta_0) &= {_vec(start.theta)} && \\text{{gradient-flow limit, }}"
+             f"|\\theta_0 - \\Phi(\\theta_0)| = {_num(start.distance, 4)}")]
+
+
+def _equilibrium_display(eq: Any) -> str:
+    rows = [f"&\\text{{{_text(eq.kind)} (E16), {_text(eq.method)}}}",
+            f"\\lambda^* &= {_num(eq.lam, 10)}"]
+    if eq.bracket is not None:
+        width = abs(float(eq.bracket[1]) - float(eq.bracket[0])) or abs(float(eq.bracket[1] - eq.bracket[0]))
+        rows[-1] += f" && \\text{{certified bracket of width }} {_num(width, 2)}"
+    rows.append(f"\\theta^* &= e^{{\\lambda^* A}}\\,\\Phi(\\theta_0) = {_vec(eq.theta)}")
+    rows.append(f"C(\\theta^*) &= {_num(eq.charge, 6)}")
+    return _aligned(rows + _start_row(eq.start))
+
+
+def _joint_display(eq: Any) -> str:
+    res = float(abs(eq.residuals).max()) if len(eq.residuals) else 0.0
+    rows = [f"&\\text{{joint equilibrium of {len(eq.lams)} commuting generators: {_text(eq.kind)}}}",
+            f"\\lambda^* &= {_vec(eq.lams, 8)}",
+            f"\\theta^* &= {_vec(eq.theta)}",
+            f"\\max_j |\\operatorname{{Tr}}[A_j\\Sigma(\\theta^*)]| &= {_num(res, 3)}"]
+    return _aligned(rows + _start_row(eq.start))
+
+
+def _flow_display(flow: Any) -> str:
+    rows = [f"&\\text{{Noether flow (E22): {_text(flow.kind)}}}",
+            f"\\theta &= {_vec(flow.theta)}",
+            f"\\omega &= {_num(flow.rotation_rate, 5)} && \\text{{rad per unit }} \\eta^2 k/S",
+            f"\\Phi(\\theta_0) &= {_vec(flow.start)}"]
+    if getattr(flow, "divergence_rate", 0):
+        rows.append(f"dC/d\\tau &= {_num(flow.divergence_rate, 5)}")
+    return _aligned(rows) + "\n\n" + _text(flow.reason)
+
+
+def _derivation_display(d: Any) -> str:
+    sym = d.symmetries
+    rows = [(f"&\\text{{{_text(d.loss.name)}: {_plural(d.loss.n, 'parameter')}, "
+             f"{_plural(sym.n_generators, 'generator')}, {_plural(sym.n_independent_charges, 'independent charge')}}}")]
+    for k, C in enumerate(sym.charges[:4], start=1):
+        rows.append(f"C_{{{k}}}(\\theta) &= {_rhs(C, width=60)}")
+    for k, e in enumerate(d.equilibria, start=1):
+        rows.append(f"\\lambda^*_{{{k}}} &= {_num(e.lam, 8)} && \\text{{{_text(e.kind)}}}")
+    for k, s in enumerate(d.sharpness, start=1):
+        rows.append(f"T(\\lambda^*_{{{k}}}) - T(0) &= {_num(s.change, 6)} && \\text{{{_text(s.verdict)} (E19)}}")
+    return _aligned(rows)
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    th = "".join(f"<th>{escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _comparison_html(cmp: Any) -> str:
+    head = ["observable", "predicted"] + [f"η={r.lr:g}" for r in cmp.runs]
+    if cmp.richardson is not None:
+        head.append(f"η→0 ({cmp.order})")
+    rows = []
+    for i, nm in enumerate(cmp.names):
+        row = [str(nm), f"{cmp.predicted[i]:.6g}"] + [f"{r.value[i]:.6g} ± {r.sem[i]:.2g}" for r in cmp.runs]
+        if cmp.richardson is not None:
+            row.append(f"{cmp.richardson[i]:.6g} ± {cmp.richardson_sem[i]:.2g}")
+        rows.append(row)
+    notes = "".join(f"<li>{escape(w)}</li>" for w in cmp.warnings)
+    return (f"<p>prediction: {escape(str(cmp.prediction))}</p>" + _html_table(head, rows)
+            + (f"<ul>{notes}</ul>" if notes else ""))
+
+
+def _verify_html(rep: Any) -> str:
+    head = ["family", "theorem", "kind", "predicted", "measured", "tolerance", "ok"]
+    rows = [[c.family, c.theorem, c.kind, f"{c.predicted:.4g}",
+             f"{c.measured:.4g}" + (f" ± {c.sem:.2g}" if c.sem else ""), f"{c.tolerance:.3g}",
+             "yes" if c.passed else "NO"] for c in rep.checks]
+    return f"<p>{escape(rep.summary())}</p>" + _html_table(head, rows)
+
+
+#: notebook LaTeX by class name (others use their own ``_latex_``)
+_LATEX_DISPLAY = {
+    "Symmetries": _symmetries_display,
+    "Equilibrium": _equilibrium_display,
+    "JointEquilibrium": _joint_display,
+    "NoetherFlow": _flow_display,
+    "Derivation": _derivation_display,
+}
+
+#: notebook HTML tables by class name
+_HTML_DISPLAY = {
+    "Comparison": _comparison_html,
+    "VerifyReport": _verify_html,
+}

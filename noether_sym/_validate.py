@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import math
 import os
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ __all__ = [
     "Optional",
     "FilePath",
     "OutputDir",
+    "OutputFile",
     "validate",
     "is_integer",
 ]
@@ -225,6 +227,38 @@ class OutputDir(Constraint):
             raise InvalidArgumentError(f"{name}: cannot create the folder {str(p)!r} ({exc.strerror}); give a writable place") from None
         if not os.access(p, os.W_OK):
             raise InvalidArgumentError(f"{name}: the folder {str(p)!r} is not writable; give a writable place")
+        return p
+
+
+@dataclass(frozen=True)
+class OutputFile(Constraint):
+    """A file to write: its folder must exist and be writable, and the path must not be a folder.
+
+    Checked before the work that produces the file, so that a long run does not end in a
+    failed write.
+    """
+
+    def describe(self) -> str:
+        return "a file path in an existing, writable folder"
+
+    def __call__(self, value: Any, name: str) -> Path:
+        if not isinstance(value, (str, os.PathLike)) or not str(value).strip():
+            raise self._fail(name, value)
+        p = Path(value)
+        if p.is_dir():
+            raise InvalidArgumentError(f"{name}: {str(p)!r} is a folder; give a file name, e.g. {str(p / 'out.png')!r}")
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InvalidArgumentError(f"{name}: the folder {str(parent)!r} does not exist; create it first or give another path")
+        try:  # a real write: os.access says yes to root even where the kernel will say no (/proc)
+            probe = tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-", delete=True)
+            probe.close()
+        except OSError as exc:
+            raise InvalidArgumentError(
+                f"{name}: cannot write into the folder {str(parent)!r} ({exc.strerror or exc}); give a writable place"
+            ) from None
+        if p.exists() and not os.access(p, os.W_OK):
+            raise InvalidArgumentError(f"{name}: cannot overwrite {str(p)!r} (permission denied); give a writable place")
         return p
 
 

@@ -401,15 +401,15 @@ def test_relu_network_needs_theta_and_gives_monte_carlo():
     with pytest.raises(ns.UnsupportedExpressionError, match="not polynomial in the data"):
         moments(loss)
     theta = [0.5, -0.3, 0.8, 0.2, 1.0, -0.7]
-    a = moments(loss, theta=theta, n_samples=200_000, seed=1)
-    b = moments(loss, theta=theta, n_samples=200_000, seed=2)
+    a = moments(loss, theta=theta, n_samples=200_000, method="numeric", seed=1)
+    b = moments(loss, theta=theta, n_samples=200_000, method="numeric", seed=2)
     assert not a.exact and a.method == "monte carlo" and a.n_samples == 200_000
     assert a.mean_grad.shape == (6,) and a.covariance.shape == (6, 6)
     for name in ("mean_grad", "second_moment", "covariance"):
         se = np.hypot(a.standard_error[name], b.standard_error[name])
         assert np.all(np.abs(getattr(a, name) - getattr(b, name)) <= Z * se + 1e-12)
     # deterministic given the seed
-    again = moments(loss, theta=theta, n_samples=200_000, seed=1)
+    again = moments(loss, theta=theta, n_samples=200_000, method="numeric", seed=1)
     np.testing.assert_array_equal(again.covariance, a.covariance)
 
 

@@ -370,3 +370,51 @@ def test_inertia_fast_paths_match_eigenvalues():
         ev = np.linalg.eigvalsh(np.array(M.tolist(), dtype=float))
         p, q = int(np.sum(ev > 1e-9)), int(np.sum(ev < -1e-9))
         assert inertia_of(M) == inertia_of(sp.SparseMatrix(M)) == (p, q, n - p - q)
+
+
+# ------------------------------------------------------------------------------------------
+# exact at any denominator, robust at any degree
+# ------------------------------------------------------------------------------------------
+
+
+def _cayley3(N):
+    """A rational rotation (I - S)(I + S)⁻¹, S integer skew with 1 + a² + b² + c² = N: its
+    entries have denominator N (when N is prime)."""
+    import math
+
+    for a in range(math.isqrt(N - 1), 0, -1):
+        r = N - 1 - a * a
+        for b in range(1, math.isqrt(r) + 1):
+            c2 = r - b * b
+            if c2 > 0 and math.isqrt(c2) ** 2 == c2:
+                S = sp.Matrix([[0, a, b], [-a, 0, math.isqrt(c2)], [-b, -math.isqrt(c2), 0]])
+                return (sp.eye(3) - S) * (sp.eye(3) + S).inv()
+    raise AssertionError(N)
+
+
+@pytest.mark.parametrize("N", [3701, 10**8 + 7])
+@pytest.mark.parametrize("kind", ["relu", "tanh"])
+def test_rotated_coordinates_give_exact_generators_at_any_denominator(N, kind):
+    # the loss (u w x - y)² + (piece in v) in coordinates θ = Mφ; by hand its one generator
+    # is Mᵀ diag(1, -1, 0) M (the rescaling of u, w), with denominators N
+    u, w, v, x, y, z, y2 = sp.symbols("u w v x y z y2")
+    M = _cayley3(N)
+    assert max(sp.Rational(e).q for e in M) == N
+    phi = sp.symbols("p0:3")
+    sub = dict(zip([u, w, v], M * sp.Matrix(phi)))
+    if kind == "relu":
+        expr = (u * w * x - y) ** 2 + (sp.Max(0, v * z) - y2) ** 2
+    else:
+        expr = sp.tanh(u * w * x - y) ** 2 + sp.exp(v * z) * y2
+    sym = ns.find_symmetries(ns.Loss(expr.xreplace(sub), params=list(phi), data=[x, y, z, y2]))
+    E = M.T * sp.diag(1, -1, 0) * M
+    assert sym.generators == [E / E[0, 0]]
+    assert not [c for c in sym.unconfirmed if c.kind == "symmetric"]
+
+
+def test_high_degree_losses_keep_their_generator():
+    # (u w x - x)^d: the float pre-check used to overflow and reject diag(1, -1) from d ≈ 165
+    u, w, x = sp.symbols("u w x")
+    for d in range(150, 257):
+        sym = ns.find_symmetries(ns.Loss((u * w * x - x) ** d, params=[u, w], data=[x]), rotations=False)
+        assert sym.generators == [sp.diag(1, -1)], d

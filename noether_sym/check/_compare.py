@@ -20,6 +20,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
+from .._printing import NotebookDisplay
 from .._validate import Integer, Real, is_integer
 from ..loss._generators import as_generators
 from ..loss._loss import Loss, as_loss, replace_symbols
@@ -115,7 +116,7 @@ class Run:
 
 
 @dataclass
-class Comparison:
+class Comparison(NotebookDisplay):
     """Predicted against measured, per observable (result of :func:`compare`).
 
     Attributes
@@ -135,6 +136,17 @@ class Comparison:
         ``"none"`` when ``order="auto"`` found no clean runs to extrapolate).
     prediction
         How the prediction was made (e.g. ``"noise_equilibrium (E17)"``).
+    richardson_lrs
+        The learning rates whose runs the η → 0 estimate uses (clean runs only: no diverged
+        or outlying replica).
+    refusal
+        Why there is no η → 0 estimate (fewer than two clean runs), else None.
+    projection
+        Φ(θ₀), the point of the minimum manifold the prediction was made from
+        (a GradientFlowLimit), or None for a given prediction.
+    relaxation_steps
+        The predicted relaxation time of the slowest charge at the base (η, S), in SGD steps
+        ((E12), (E14)), or None when the route gives none.
     """
 
     names: list[str]
@@ -146,6 +158,11 @@ class Comparison:
     order: str
     prediction: str
     settings: dict[str, Any] = field(default_factory=dict)
+    richardson_lrs: list[float] = field(default_factory=list)
+    refusal: str | None = None
+    projection: Any = None
+    relaxation_steps: float | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def warnings(self) -> list[str]:
@@ -160,6 +177,14 @@ class Comparison:
                 out.append(f"η={r.lr:g}: {r.outliers} outlying replica(s) (near the stability edge: lower lr)")
         if not self.stationary():
             out.append("a tail still drifts (not stationary): run longer")
+        tau = self.relaxation_steps
+        if tau is not None and self.runs and self.runs[0].steps < _MIN_RELAXATIONS * tau:
+            out.append(f"the run ({self.runs[0].steps} steps at η={self.runs[0].lr:g}) is shorter than {_MIN_RELAXATIONS} "
+                       f"relaxation times of the charges (τ ≈ {tau:.3g} steps, (E12)/(E14)): it may not have reached "
+                       "the equilibrium; run longer")
+        if self.refusal:
+            out.append(f"no η → 0 estimate: {self.refusal}")
+        out.extend(self.notes)
         return out
 
     @property
@@ -187,7 +212,10 @@ class Comparison:
             return self.measured
         if which == "richardson":
             if self.richardson is None:
-                raise InvalidArgumentError("this comparison ran one learning rate only (richardson=False)")
+                raise InvalidArgumentError(
+                    f"no η → 0 estimate: {self.refusal}" if self.refusal
+                    else "this comparison ran one learning rate only (richardson=False)"
+                )
             return self.richardson
         raise InvalidArgumentError(f"which must be 'measured' or 'richardson'; got {which!r}")
 
@@ -229,6 +257,10 @@ class Comparison:
             "richardson": fl(self.richardson),
             "richardson_sem": fl(self.richardson_sem),
             "order": self.order,
+            "richardson_lrs": list(self.richardson_lrs),
+            "refusal": self.refusal,
+            "projection": None if self.projection is None else self.projection.to_dict(),
+            "relaxation_steps": self.relaxation_steps,
             "stationary": self.stationary(),
             "warnings": self.warnings,
             "relative_error": fl(self.relative_error("measured")),
@@ -273,10 +305,15 @@ class Comparison:
         ax.legend(fontsize=7, loc="best")
         ax.grid(alpha=0.3)
         etas = np.array([r.lr for r in self.runs])
+        used = np.array([r.lr in self.richardson_lrs for r in self.runs]) if self.richardson is not None else \
+            np.ones(len(self.runs), dtype=bool)
         for i in range(k):
             vals = np.array([r.value[i] for r in self.runs])
             errs = np.array([r.sem[i] for r in self.runs])
-            bx.errorbar(etas, vals, yerr=errs, fmt="o", color=colors[i], capsize=3, label=self.names[i])
+            bx.errorbar(etas[used], vals[used], yerr=errs[used], fmt="o", color=colors[i], capsize=3, label=self.names[i])
+            if not used.all():  # runs the η → 0 estimate does not use (diverged or outlying replicas)
+                bx.errorbar(etas[~used], vals[~used], yerr=errs[~used], fmt="x", color="0.5", capsize=3,
+                            label="not used (diverged/outlying replicas)" if i == 0 else None)
             if self.richardson is not None:
                 bx.errorbar([0.0], [self.richardson[i]], yerr=[self.richardson_sem[i]], fmt="s", color=colors[i],
                             mfc="none", capsize=3)
@@ -286,7 +323,8 @@ class Comparison:
         lo, hi = float(np.nanmin(vals_all)), float(np.nanmax(vals_all))
         pad = 0.25 * (hi - lo) + 0.05 * max(abs(lo), abs(hi)) + 1e-12
         bx.set_ylim(lo - pad, hi + pad)
-        bx.set_xlabel("learning rate η (open square: Richardson η → 0)")
+        bx.set_xlabel("learning rate η (open square: η → 0" +
+                      (f", {self.order})" if self.richardson is not None else "; refused)" if self.refusal else ")"))
         bx.set_ylabel("tail average ± s.e.")
         bx.set_title("measured vs η; dash-dot: predicted", fontsize=9)
         bx.grid(alpha=0.3)
@@ -367,14 +405,15 @@ def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
 
 
 def _predict(loss: Loss, gens: list[sp.Matrix], theta0: np.ndarray, *, weight_decay: float, lr: float,
-             batch_size: int, values: Any, discrete: bool) -> tuple[np.ndarray, str]:
-    """θ* from the start (a finite point or InvalidArgumentError), by :func:`predict_equilibrium`."""
+             batch_size: int, values: Any, discrete: bool) -> Any:
+    """The Prediction from the start (a finite point or InvalidArgumentError), by
+    :func:`predict_equilibrium` (on the orbit of Φ(θ₀), the projection on the minimum manifold)."""
 
     # η enters the balance only with weight decay or the discrete drift
     p = predict_equilibrium(loss, list(theta0), gens, batch_size=batch_size, weight_decay=weight_decay,
                             lr=lr if weight_decay > 0 or discrete else None, discrete=discrete, values=values,
                             finite=True)
-    return p.theta, p.how
+    return p
 
 
 # ------------------------------------------------------------------------------------------
@@ -396,7 +435,7 @@ def compare(
     weight_decay: float = 0.0,
     tail: float = 0.25,
     richardson: bool = True,
-    order: str = "quadratic",
+    order: str = "auto",
     records: int = 200,
     discrete: bool = False,
     seed: int = 0,
@@ -405,6 +444,11 @@ def compare(
     **simulate_options: Any,
 ) -> Comparison:
     """Predict the noise equilibrium from ``theta0`` and measure it with SGD (THEORY §5, §9).
+
+    The prediction is made on the orbit of Φ(θ₀), where gradient flow from ``theta0`` lands
+    on the minimum manifold (``projection``; THEORY §5): SGD falls there before the charges
+    move. ``relaxation_steps`` is the predicted time scale of the charges; a run shorter than
+    three of them is flagged in ``warnings``.
 
     Runs :func:`~noether_sym.simulate` at η = ``lr`` for ``steps`` steps and, when
     ``richardson``, at 2η and 4η for ``steps/4`` and ``steps/16``: the charges move at the
@@ -435,10 +479,13 @@ def compare(
     tail
         Fraction of the run (at the end) that is averaged, in (0, 1].
     richardson, order
-        Also run 2η and 4η (2η only for ``order="two-point"``) and extrapolate to η → 0
-        (:func:`richardson`). ``order="auto"``: "linear" when every run is clean (no
-        diverged or outlying replica), "two-point" when the 4η run is not, no extrapolation
-        (``richardson`` None, order "none") when the 2η run is not either.
+        Also run 2η and 4η and extrapolate to η → 0 (:func:`richardson`), from clean runs
+        only (no diverged or outlying replica). ``order="auto"`` (default): the
+        least-squares line through three clean runs ("linear"), the line through two
+        ("two-point"), else a refusal: ``richardson`` None, order "none", ``refusal`` says
+        why (and ``within(..., "richardson")`` raises). A named rule ("linear",
+        "quadratic", "two-point") is used when all its runs are clean, else the same
+        fallback (listed in ``warnings``); ``richardson_lrs`` names the runs used.
     records
         Records per run (the stride is the run's steps // records).
     discrete
@@ -482,7 +529,10 @@ def compare(
         gens = as_generators(generators, loss.n, symmetry="symmetric", rational=False)
     gens_f = [np.array(A.tolist(), dtype=float) for A in gens]
     names, evaluate = _observable_functions(loss, observables, gens_f if observables is None else None)
-    pred, theta_star, how = _prediction(loss, predicted, names, evaluate, gens, th0, base, values, discrete)
+    pred, theta_star, how, p = _prediction(loss, predicted, names, evaluate, gens, th0, base, values, discrete)
+    tau = None
+    if p is not None and hasattr(p.result, "relaxation_steps"):
+        tau = float(p.result.relaxation_steps(base.lr, base.batch_size))
 
     lrs = [base.lr * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
     seeds = np.random.SeedSequence(seed).spawn(len(lrs))
@@ -494,11 +544,13 @@ def compare(
                        seed=int(ss.generate_state(1)[0]))
         res = run_simulation(loss, th0, opts, generators=gens if observables is None else None, sampler=sampler,
                              values=values)
-        runs.append(_measure(res, res[record], None if observables is None else evaluate, float(tail)))
-    order, rich, rich_sem = _extrapolate(runs, richardson, order)
+        runs.append(_measure(res, res[record], None if observables is None else evaluate, float(tail), j == 0))
+    ext = _extrapolate(runs, richardson, order)
     return Comparison(
         names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
-        richardson=rich, richardson_sem=rich_sem, order=order, prediction=how,
+        richardson=ext.estimate, richardson_sem=ext.sem, order=ext.order, prediction=how,
+        richardson_lrs=ext.lrs, refusal=ext.refusal, projection=None if p is None else p.start,
+        relaxation_steps=tau, notes=ext.notes,
         settings={"loss": loss.name, "lr": base.lr, "batch_size": base.batch_size, "steps": base.steps,
                   "replicas": base.replicas, "weight_decay": base.weight_decay, "tail": float(tail),
                   "seed": seed},
@@ -536,26 +588,27 @@ def _base_options(lr: Any, batch_size: Any, steps: Any, replicas: Any, weight_de
 
 def _prediction(loss: Loss, predicted: Any, names: list[str], evaluate: Callable[[np.ndarray], np.ndarray],
                 gens: list[sp.MatrixBase], th0: np.ndarray, base: SimulationOptions, values: Any,
-                discrete: bool) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(predicted values, θ* or None, how): from the theory, or from ``predicted``."""
+                discrete: bool) -> tuple[np.ndarray, np.ndarray | None, str, Any]:
+    """(predicted values, θ* or None, how, the Prediction or None): from the theory, or from
+    ``predicted``."""
     if predicted is None:
-        theta_star, how = _predict(loss, gens, th0, weight_decay=base.weight_decay, lr=base.lr,
-                                   batch_size=base.batch_size, values=values, discrete=discrete)
-        return evaluate(theta_star), theta_star, how
+        p = _predict(loss, gens, th0, weight_decay=base.weight_decay, lr=base.lr,
+                     batch_size=base.batch_size, values=values, discrete=discrete)
+        return evaluate(p.theta), p.theta, p.how, p
     if isinstance(predicted, Mapping):
         missing = [nm for nm in names if nm not in predicted]
         if missing:
             raise InvalidArgumentError(f"predicted lacks value(s) for {missing}; observables are {names}")
-        return np.array([float(predicted[nm]) for nm in names]), None, "given values"
+        return np.array([float(predicted[nm]) for nm in names]), None, "given values", None
     raw = getattr(predicted, "theta", predicted)
     theta_star = np.asarray(raw, dtype=float).ravel()
     if theta_star.shape != (loss.n,):
         raise InvalidArgumentError(f"predicted θ* must have {loss.n} entries (params order); got {theta_star.shape}")
-    return evaluate(theta_star), theta_star, f"given θ* ({type(predicted).__name__})"
+    return evaluate(theta_star), theta_star, f"given θ* ({type(predicted).__name__})", None
 
 
 def _measure(res: SimulationResult, data: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray] | None,
-             tail: float) -> Run:
+             tail: float, first: bool = True) -> Run:
     """One run's tail averages (mean ± s.e. over the surviving replicas), drift and outliers."""
     eta, st, replicas = res.settings["lr"], res.settings["steps"], res.settings["replicas"]
     with np.errstate(over="ignore", invalid="ignore"):  # diverged replicas: NaN, excluded below
@@ -565,9 +618,14 @@ def _measure(res: SimulationResult, data: np.ndarray, evaluate: Callable[[np.nda
     t = np.asarray(res.times)
     alive = ~res.diverged
     if alive.sum() < 2:
-        raise InvalidArgumentError(
-            f"at η = {eta:g} only {int(alive.sum())} of {replicas} replicas survived: lower lr or use richardson=False"
-        )
+        if first:
+            raise InvalidArgumentError(
+                f"at η = {eta:g} only {int(alive.sum())} of {replicas} replicas survived: lower lr"
+            )
+        # a later (2η, 4η) run past the stability edge: kept as an unclean run (never extrapolated)
+        nan = np.full(vals.shape[-1], np.nan)
+        return Run(eta, st, nan, nan, int(replicas), res.n_diverged, res.seconds, t,
+                   np.full((len(t), vals.shape[-1]), np.nan), np.full((len(t), vals.shape[-1]), np.nan), None, None, 0)
     tail_vals = vals[t >= (1.0 - tail) * st][:, alive]  # (records in the tail, R_alive, k)
     per_rep = tail_vals.mean(axis=0)  # (R_alive, k)
     value = per_rep.mean(axis=0)
@@ -587,18 +645,55 @@ def _measure(res: SimulationResult, data: np.ndarray, evaluate: Callable[[np.nda
                v_alive.mean(axis=1), v_alive.std(axis=1), drift, drift_sem, outliers)
 
 
-def _extrapolate(runs: list[Run], richardson: bool, order: str) -> tuple[str, np.ndarray | None, np.ndarray | None]:
-    """(the order used, the η → 0 estimate, its s.e.); ``"auto"`` picks the rule by the runs."""
-    if richardson and order == "auto":
-        # use only runs without diverged or outlying replicas: (η, 2η, 4η) linear, else
-        # (η, 2η), else no extrapolation (the table says why)
-        clean = [not (r.n_diverged or r.outliers) for r in runs]
-        order = "linear" if all(clean) else "two-point" if clean[0] and clean[1] else "none"
-    if not richardson or order == "none":
-        return order, None, None
-    k = len(_WEIGHTS[order])
-    rich, rich_sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
-    return order, rich, rich_sem
+@dataclass
+class _Extrapolation:
+    order: str
+    estimate: np.ndarray | None
+    sem: np.ndarray | None
+    lrs: list[float]
+    refusal: str | None
+    notes: list[str]
+
+
+def _extrapolate(runs: list[Run], richardson: bool, order: str) -> _Extrapolation:
+    """The η → 0 estimate from the clean runs only (no diverged or outlying replica).
+
+    A requested rule is used when every run it needs is clean; otherwise, and for
+    ``"auto"``: the least-squares line ("linear") through three clean runs, the line through
+    two ("two-point", Lagrange weights for their learning rates), and a refusal (order
+    ``"none"``, ``refusal`` saying why) with fewer than two.
+    """
+    if not richardson:
+        return _Extrapolation(order, None, None, [], None, [])
+    clean = [not (r.n_diverged or r.outliers) for r in runs]
+    notes: list[str] = []
+    if order != "auto":
+        k = len(_WEIGHTS[order])
+        if all(clean[:k]):
+            est, sem = richardson_fn([r.value for r in runs[:k]], [r.sem for r in runs[:k]], order=order)
+            return _Extrapolation(order, est, sem, [r.lr for r in runs[:k]], None, [])
+        notes.append(f"order {order!r} needs a run with diverged or outlying replicas: the η → 0 estimate "
+                     "uses the clean runs only")
+    good = [r for r, c in zip(runs, clean) if c]
+    bad = ", ".join(f"η={r.lr:g} ({r.n_diverged} diverged, {r.outliers} outlying)"
+                    for r, c in zip(runs, clean) if not c)
+    if len(good) < 2:
+        return _Extrapolation("none", None, None, [], (
+            f"fewer than two clean runs (runs with diverged or outlying replicas: {bad}); Richardson needs two: "
+            "lower lr"), notes)
+    if len(good) == 3:
+        est, sem = richardson_fn([r.value for r in good], [r.sem for r in good], order="linear")
+        return _Extrapolation("linear", est, sem, [r.lr for r in good], None, notes)
+    h = [r.lr for r in good]
+    w = np.array([h[1] / (h[1] - h[0]), -h[0] / (h[1] - h[0])])  # the line through both, at η = 0
+    est = w[0] * good[0].value + w[1] * good[1].value
+    sem = np.sqrt((w[0] * good[0].sem) ** 2 + (w[1] * good[1].sem) ** 2)
+    notes.append(f"η → 0 from the clean runs η={h[0]:g}, {h[1]:g} only (not used: {bad})")
+    return _Extrapolation("two-point", est, sem, h, None, notes)
+
+
+#: compare warns when its base run is shorter than this many relaxation times
+_MIN_RELAXATIONS = 3
 
 
 richardson_fn = richardson

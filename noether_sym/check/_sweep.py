@@ -89,6 +89,10 @@ def _portable(spec: SweepSpec, task: Task) -> bytes | None:
         ) from None
 
 
+#: seconds to wait for a running Dask scheduler before giving up with a clear error
+CONNECT_TIMEOUT = 5
+
+
 def _client(scheduler: Any, workers: int | None) -> tuple[Any, Any]:
     """(client, cluster we started or None)."""
     _need("distributed", "dask")
@@ -115,7 +119,13 @@ def _client(scheduler: Any, workers: int | None) -> tuple[Any, Any]:
             raise
     if workers is not None:
         raise InvalidArgumentError("workers applies to the local cluster; a running cluster has its own workers")
-    return Client(scheduler, timeout="30s"), None
+    try:
+        return Client(scheduler, timeout=f"{CONNECT_TIMEOUT}s"), None
+    except (OSError, TimeoutError) as exc:
+        raise InvalidArgumentError(
+            f"cannot reach the Dask scheduler at {scheduler!r} within {CONNECT_TIMEOUT} s ({type(exc).__name__}): "
+            "start it first (dask scheduler), check the address, or use scheduler='serial'"
+        ) from None
 
 
 def sweep(

@@ -369,6 +369,8 @@ def _as_spec(spec: Any) -> SweepSpec:
     if isinstance(spec, SweepSpec):
         return spec
     if isinstance(spec, (str, os.PathLike)):
+        if Path(spec).is_dir():
+            raise InvalidArgumentError(f"spec {str(spec)!r} is a folder; give the sweep's TOML file (or a mapping)")
         return SweepSpec.from_toml(spec)
     if isinstance(spec, (list, tuple)):
         return SweepSpec({"tasks": list(spec)})

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import time
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,8 +77,12 @@ def _write_shard(shards: Path, row: Mapping[str, Any]) -> Path:
 
 
 def _write_json(path: Path, doc: Any) -> None:
+    """Write ``doc`` as JSON atomically: a temporary file, flushed to disk, then ``os.replace``."""
     tmp = path.with_name(f".tmp-{path.name}-{os.getpid()}")
-    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True, allow_nan=False))
+    with open(tmp, "w") as f:
+        f.write(json.dumps(doc, indent=1, sort_keys=True, allow_nan=False))
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -96,7 +102,7 @@ def _prepare(out: Path, spec: SweepSpec) -> Path:
                 f"{out} holds a different sweep (spec {old.get('digest')}, {old.get('n_tasks')} tasks; this spec is "
                 f"{spec.digest}, {len(spec)} tasks): give a new out directory, or delete {out} to start over"
             )
-    elif out.exists() and any(out.iterdir()):
+    elif out.exists() and any(not p.name.startswith(".tmp-") for p in out.iterdir()):
         raise SweepMismatchError(f"{out} is not empty and has no {_MANIFEST}: give a new or empty out directory")
     shards.mkdir(parents=True, exist_ok=True)
     if not man.exists():
@@ -212,14 +218,66 @@ def load_sweep(out: str | os.PathLike) -> SweepResult:
     man = out / _MANIFEST
     if not man.exists():
         raise InvalidArgumentError(f"{out} is not a sweep directory (no {_MANIFEST}); run noether-sym sweep first")
-    manifest = json.loads(man.read_text())
+    try:
+        manifest = json.loads(man.read_text())
+        ids = [t["id"] for t in manifest["tasks"]]
+        int(manifest["n_tasks"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise SweepMismatchError(f"{man} is unreadable or not a sweep manifest ({exc}); give a new out directory") from None
     schema = _schema()
-    paths = sorted((out / _SHARDS).glob("[!.]*.parquet"))
-    tables = [pq.read_table(p, schema=schema) for p in paths]
+    tables = []
+    for task_id in ids:  # only shards the manifest names count (a stray copy never does)
+        path = out / _SHARDS / f"{task_id}.parquet"
+        if not path.exists():
+            continue
+        table = _read_shard(path, task_id, schema)
+        if table is not None:
+            tables.append(table)
     table = pa.concat_tables(tables) if tables else schema.empty_table()
     if table.num_rows:
         table = table.sort_by("index")
     return SweepResult(table, manifest, out)
+
+
+#: folder (inside the sweep directory) where unreadable shards are moved
+QUARANTINE = "quarantine"
+
+
+def _read_shard(path: Path, task_id: str, schema: Any) -> Any:
+    """One shard as a table, or None after moving a corrupt one aside (with a warning).
+
+    A shard is accepted when Parquet can read it with the sweep's schema (which checks the
+    footer and the column types) and it holds exactly one row whose ``task_id`` is the one
+    its file name says. Anything else (a truncated or empty file left by a crash, a file
+    from another version, a copy under the wrong name) is moved to ``out/quarantine/`` so
+    that its task counts as pending and the next ``sweep`` computes it again.
+    """
+    import pyarrow.parquet as pq  # noqa: PLC0415
+
+    why = None
+    table = None
+    try:
+        if path.stat().st_size < 12:  # magic + footer length + magic
+            why = f"{path.stat().st_size} bytes, too short to be Parquet"
+        else:
+            table = pq.read_table(path, schema=schema)
+            if table.num_rows != 1 or table.column("task_id").to_pylist() != [task_id]:
+                why = f"expected one row of task {task_id}, found {table.num_rows} row(s)"
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises ArrowInvalid, OSError, ... on a bad file
+        why = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if why is None:
+        return table
+    quarantine = path.parent.parent / QUARANTINE
+    quarantine.mkdir(exist_ok=True)
+    target = quarantine / f"{path.stem}-{time.time_ns()}.parquet"
+    try:
+        os.replace(path, target)
+        where = f"moved to {target}"
+    except OSError as exc:
+        where = f"could not be moved aside ({exc}); it is ignored"
+    warnings.warn(f"sweep shard {path.name} is corrupt ({why}); {where}; its task will be recomputed",
+                  UserWarning, stacklevel=3)
+    return None
 
 
 def _need(module: str, extra: str) -> Any:

@@ -1,4 +1,4 @@
-"""Check: every theorem of THEORY.md checked on every catalog family (the main job).
+"""Check: every theorem of docs/theory.md checked on every catalog family (the main job).
 
 A check returns a :class:`Check` verdict: family, theorem, predicted, measured, tolerance,
 passed, seconds. Three kinds (THEORY §9):
@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -39,6 +40,7 @@ from scipy.linalg import expm
 from noether_sym import families as fam_mod
 
 from .._errors import InvalidArgumentError, NoetherSymError
+from .._printing import NotebookDisplay
 from ..compile._compiled import compiled
 from ..compile._confirm import confirm_generator
 from ..data._moments import compiled_moments, expectation
@@ -91,7 +93,7 @@ class Check:
 
 
 @dataclass
-class VerifyReport:
+class VerifyReport(NotebookDisplay):
     """All verdicts of a :func:`verify` run."""
 
     checks: list[Check]
@@ -146,6 +148,7 @@ class VerifyReport:
         os.makedirs(out, exist_ok=True)
         _atomic_write(os.path.join(out, "results.json"), json.dumps(self.to_dict(), indent=1))
         figs = []
+        missing = None  # the figures' missing dependency, said once (stderr and report.md)
         for i, c in enumerate(self.checks):
             make = self.figures.get(i)
             if make is None:
@@ -153,8 +156,10 @@ class VerifyReport:
             name = f"{i:03d}-{_slug(c.family)}-{_slug(c.theorem)}.png"
             try:
                 fig = make()
-            except ImportError:
-                break  # matplotlib missing: no figures
+            except ImportError as exc:
+                missing = f"no figures written: {exc}"
+                print(f"noether-sym verify: {missing}", file=sys.stderr)
+                break
             tmp = os.path.join(out, "." + name + ".tmp.png")
             fig.savefig(tmp, dpi=110)
             os.replace(tmp, os.path.join(out, name))
@@ -166,13 +171,15 @@ class VerifyReport:
             "",
             self.summary(),
             "",
-            "Every row is one theorem of THEORY.md on one catalog family. *exact*: decided by exact",
+            "Every row is one theorem of docs/theory.md (tags (E1)-(E22)) on one catalog family. *exact*: decided by exact",
             "polynomial arithmetic; *numeric*: a relative residual in floating point against its bound;",
             "*stochastic*: simulated SGD against the prediction, tolerance = rtol·|predicted| + 4 s.e.",
             "",
             self.table(markdown=True),
             "",
         ]
+        if missing:
+            md += [f"**{missing}**", ""]
         if figs:
             md += ["## Figures", ""]
             for c, name in figs:
@@ -920,6 +927,7 @@ def _derivations_latex(cases: list[_Case]) -> str:
 def _progress(total: int) -> Any:
     try:
         from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - optional
+    except ImportError:  # pragma: no cover - tqdm is a core dependency
+        print("noether-sym verify: no progress bar: tqdm is not installed (pip install tqdm)", file=sys.stderr)
         return None
     return tqdm(total=total, unit="check", leave=False)

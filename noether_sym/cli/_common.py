@@ -11,6 +11,7 @@ without a data model independent standard normal data.
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from fractions import Fraction
@@ -23,7 +24,9 @@ from noether_sym import families
 
 from ..data._model import attach_data
 from ..loss._loss import Loss
-from ..loss._parse import parse_expression
+from .._errors import InvalidArgumentError
+from .._validate import Integer, Seed
+from ..loss._parse import MAX_DECIMAL_EXPONENT, MAX_LITERAL, parse_expression
 
 __all__ = ['add_loss_arguments']
 
@@ -50,6 +53,40 @@ def _int_list(text: str) -> list[int]:
     return out
 
 
+def _checked(constraint: Any, flag: str) -> Any:
+    """An argparse ``type=`` that converts the text and checks it with a :mod:`_validate` constraint
+    (so ``--lr nan``, ``--replicas -3`` or ``--seed -1`` end as exit status 2 naming the flag)."""
+
+    def convert(text: str) -> Any:
+        t = text.strip()
+        try:
+            value: Any = int(t) if re.fullmatch(r"[+-]?\d+", t) else float(t)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if isinstance(constraint, (Integer, Seed)) and isinstance(value, float):
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}")
+        try:
+            return constraint(value, flag)
+        except InvalidArgumentError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = flag  # argparse names the type in its message
+    return convert
+
+
+def _checked_path(constraint: Any, flag: str) -> Any:
+    """An argparse ``type=`` for a path checked by a :mod:`_validate` constraint (e.g. OutputFile)."""
+
+    def convert(text: str) -> Any:
+        try:
+            return str(constraint(text, flag))
+        except InvalidArgumentError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    convert.__name__ = flag
+    return convert
+
+
 def _name_list(text: str) -> list[str]:
     names = [t.strip() for t in text.split(",") if t.strip()]
     for nm in names:
@@ -65,6 +102,11 @@ def _float_list(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
     if not out:
         raise argparse.ArgumentTypeError("expected at least one number")
+    bad = [t for t, v in zip(text.split(","), out) if not math.isfinite(v) or (v != 0 and abs(v) < 1e-300)]
+    if bad:
+        raise argparse.ArgumentTypeError(
+            f"expected finite numbers of moderate size (1e-300 < |x| < 1.8e308, or 0), got {', '.join(bad)}"
+        )
     return out
 
 
@@ -80,8 +122,17 @@ def _option_value(text: str) -> Any:
     if low == "none":
         return None
     if re.fullmatch(r"[+-]?\d+", t):
+        if len(t) > MAX_LITERAL:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r}...: an integer of more than {MAX_LITERAL} digits")
         return int(t)
     if re.fullmatch(r"[+-]?\d+/\d+", t) or re.fullmatch(r"[+-]?(\d+\.\d*|\.\d+|\d+)([eE][+-]?\d+)?", t):
+        if len(t) > MAX_LITERAL:
+            raise argparse.ArgumentTypeError(f"{text[:40]!r}...: a number of more than {MAX_LITERAL} characters")
+        exponent = re.search(r"[eE]([+-]?\d+)$", t)
+        if exponent and abs(int(exponent.group(1))) > MAX_DECIMAL_EXPONENT:
+            raise argparse.ArgumentTypeError(
+                f"{text!r}: decimal exponent beyond ±{MAX_DECIMAL_EXPONENT}; give a number of moderate size"
+            )
         num, _, den = t.partition("/")
         q = Fraction(num) / Fraction(den or 1) if den != "0" else None
         if q is None:
@@ -103,7 +154,9 @@ def _option(text: str) -> tuple[str, Any]:
 
 def add_loss_arguments(p: argparse.ArgumentParser) -> None:
     """The options that choose a loss: a catalog FAMILY (--dims, --bias, --option) or --loss text."""
-    p.add_argument("family", nargs="?", choices=sorted(families.CATALOG), help="a catalog family")
+    # no argparse choices=: families.get answers a typo with "did you mean" instead of the whole list
+    p.add_argument("family", nargs="?", metavar="FAMILY",
+                   help="a catalog family (`noether-sym families` lists them): " + ", ".join(sorted(families.CATALOG)))
     p.add_argument("--dims", type=_int_list, help="widths input -> output, e.g. 5,3,2")
     p.add_argument("--bias", action="store_true", help="biases on hidden layers (network families)")
     p.add_argument("--option", type=_option, action="append", default=None, metavar="KEY=VALUE",

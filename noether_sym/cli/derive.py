@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
+from .._validate import Integer, Real, Seed
 from ..report._derive import derive
 from ._common import (
+    _checked,
     _float_list,
     _loss_from_args,
     _UsageError,
@@ -37,12 +39,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     d.add_argument("--gaussian", action="store_true",
                    help="treat every data symbol as an independent standard normal (families: teacher data)")
     d.add_argument("--theta", type=_float_list, default=None, help="the point θ (comma-separated, params order)")
-    d.add_argument("--batch-size", type=int, default=1)
-    d.add_argument("--lr", type=float, default=None)
-    d.add_argument("--weight-decay", type=float, default=0.0)
-    d.add_argument("--seed", type=int, default=0, help="seed of the default random point θ")
-    d.add_argument("--json", action="store_true", help="print one JSON document")
-    d.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
+    d.add_argument("--batch-size", type=_checked(Integer(1), "--batch-size"), default=1)
+    d.add_argument("--lr", type=_checked(Real(0, None, low_open=True), "--lr"), default=None)
+    d.add_argument("--weight-decay", type=_checked(Real(0), "--weight-decay"), default=0.0)
+    d.add_argument("--seed", type=_checked(Seed(), "--seed"), default=0, help="seed of the default random point θ")
+    form = d.add_mutually_exclusive_group()  # one output format: argparse names both flags on a clash
+    form.add_argument("--json", action="store_true", help="print one JSON document")
+    form.add_argument("--latex", action="store_true", help="print a complete LaTeX document")
     d.set_defaults(func=run)
     return d
 

@@ -1,6 +1,6 @@
 """Command line: ``noether-sym families`` -- list the catalog (``ns.families.CATALOG``).
 
-One line per family (name, THEORY section, description), or with ``--json`` each family's
+One line per family (name, section of docs/theory.md, description), or with ``--json`` each family's
 options, simulation settings and the THEORY tags its checks cover.
 """
 

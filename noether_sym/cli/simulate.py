@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -42,7 +43,8 @@ from ..report._plot import plot_charges
 from ..simulate._run import simulate
 from ..symmetry._finder import find_symmetries
 from ..theory._predict import predict_equilibrium
-from ._common import _loss_from_args, _UsageError, add_loss_arguments
+from .._validate import Integer, OutputFile, Real, Seed
+from ._common import _option_value, _checked, _checked_path, _loss_from_args, _UsageError, add_loss_arguments
 
 __all__ = ['add_parser', 'run']
 
@@ -66,24 +68,39 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="distribution of a --loss data symbol: normal:MEAN:STD, uniform:LO:HI or rademacher "
         "(repeat for each symbol)",
     )
+    s.add_argument("--gaussian", action="store_true",
+                   help="--loss data symbols without --dist become independent standard normals")
     s.add_argument("--theta0", help="start: 'u=2,w=1' or '2,1' (params order); families default: the family's start")
-    s.add_argument("--lr", type=float, default=None, help="learning rate (families: default from the catalog)")
-    s.add_argument("--batch-size", type=int, default=None, help="batch size (families: default from the catalog)")
-    s.add_argument("--steps", type=int, default=None, help="number of steps (families: default from the catalog)")
-    s.add_argument("--replicas", type=int, default=None, help="number of replicas (families: default from the catalog)")
-    s.add_argument("--weight-decay", type=float, default=None, help="weight decay γ (families: default from the catalog)")
+    s.add_argument("--lr", type=_checked(Real(0, None, low_open=True), "--lr"), default=None, help="learning rate (families: default from the catalog)")
+    s.add_argument("--batch-size", type=_checked(Integer(1), "--batch-size"), default=None, help="batch size (families: default from the catalog)")
+    s.add_argument("--steps", type=_checked(Integer(0), "--steps"), default=None, help="number of steps (families: default from the catalog)")
+    s.add_argument("--replicas", type=_checked(Integer(1), "--replicas"), default=None, help="number of replicas (families: default from the catalog)")
+    s.add_argument("--weight-decay", type=_checked(Real(0), "--weight-decay"), default=None, help="weight decay γ (families: default from the catalog)")
     s.add_argument("--compare", action="store_true",
                    help="also run 2η and 4η and print predicted vs measured with the Richardson η → 0 estimate")
-    s.add_argument("--momentum", type=float, default=0.0)
+    s.add_argument("--momentum", type=_checked(Real(0, 1, high_open=True), "--momentum"), default=0.0)
     s.add_argument("--optimizer", choices=["sgd", "gd"], default="sgd")
-    s.add_argument("--every", type=int, default=None, help="record stride (default steps/100)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chunk-size", type=int, default=None)
-    s.add_argument("--plot", metavar="OUT.png", help="write a figure of the charge trajectories")
+    s.add_argument("--every", type=_checked(Integer(1), "--every"), default=None, help="record stride (default steps/100)")
+    s.add_argument("--seed", type=_checked(Seed(), "--seed"), default=0)
+    s.add_argument("--chunk-size", type=_checked(Integer(1), "--chunk-size"), default=None)
+    s.add_argument("--plot", metavar="OUT.png", type=_checked_path(OutputFile(), "--plot"), help="write a figure of the charge trajectories")
     s.add_argument("--json", action="store_true", help="print one JSON document")
     s.add_argument("--progress", action="store_true", help="show a progress bar (needs tqdm)")
     s.set_defaults(func=run)
     return s
+
+
+def _require_loss_flags(args: argparse.Namespace, loss: Loss, plain: Any) -> None:
+    """Everything ``--loss`` still needs, named in one message (not one error per flag)."""
+    missing = [f"--{k.replace('_', '-')}" for k in ("theta0", "lr", "batch_size", "steps", "replicas")
+               if getattr(args, k) is None]
+    if plain and loss.dataset is None:
+        missing.append(f"a distribution for {', '.join(map(str, plain))} (--dist {plain[0]}=normal:0:1, "
+                       "uniform:LO:HI or rademacher; or --gaussian for independent standard normals)")
+    if missing:
+        start = ",".join(f"{p}=1" for p in loss.params[:4]) + ("..." if loss.n > 4 else "")
+        raise _UsageError(f"--loss needs {', '.join(missing)}; for example: --theta0 {start} --lr 0.01 "
+                          "--batch-size 1 --steps 10000 --replicas 100" + (" --gaussian" if plain else ""))
 
 
 def _parse_dist(spec: str) -> tuple[str, Any]:
@@ -94,9 +111,13 @@ def _parse_dist(spec: str) -> tuple[str, Any]:
     parts = [p.strip() for p in rhs.split(":")]
     kind = parts[0].lower()
     try:
-        nums = [sp.Rational(p) for p in parts[1:]]
-    except (TypeError, ValueError):
-        raise _UsageError(f"--dist {spec!r}: parameters must be numbers") from None
+        nums = [_exact_number(p) for p in parts[1:]]
+    except (TypeError, ValueError, ZeroDivisionError, argparse.ArgumentTypeError):
+        raise _UsageError(f"--dist {spec!r}: parameters must be finite numbers (e.g. 0, 1/2, 1.5)") from None
+    if kind == "normal" and len(nums) == 2 and not nums[1] > 0:
+        raise _UsageError(f"--dist {spec!r}: the standard deviation must be > 0")
+    if kind == "uniform" and len(nums) == 2 and not nums[0] < nums[1]:
+        raise _UsageError(f"--dist {spec!r}: uniform:LO:HI needs LO < HI")
     if not name.isidentifier():
         raise _UsageError(f"--dist {spec!r}: expected NAME=normal:MEAN:STD, NAME=uniform:LO:HI or NAME=rademacher")
     if kind == "normal" and len(nums) == 2:
@@ -108,6 +129,24 @@ def _parse_dist(spec: str) -> tuple[str, Any]:
     raise _UsageError(f"--dist {spec!r}: expected NAME=normal:MEAN:STD, NAME=uniform:LO:HI or NAME=rademacher")
 
 
+
+
+def _exact_number(text: str) -> sp.Rational:
+    """A --dist parameter: an exact rational within the float range (never evaluated)."""
+    value = _option_value(text)
+    if isinstance(value, bool) or not isinstance(value, (int, sp.Rational)):
+        raise ValueError(text)
+    value = sp.Rational(value)
+    if not math.isfinite(float(value)):
+        raise ValueError(text)
+    return value
+
+
+def _finite(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(text)
+    return v
 
 
 def _theta0(loss: Loss, text: str | None, family: bool, scale: float, seed: int) -> Any:
@@ -126,9 +165,9 @@ def _theta0(loss: Loss, text: str | None, family: bool, scale: float, seed: int)
                 k, _, v = t.partition("=")
                 if k.strip() not in by_name:
                     raise _UsageError(f"--theta0: {k.strip()!r} is not a parameter ({', '.join(by_name)})")
-                out[by_name[k.strip()]] = float(v)
+                out[by_name[k.strip()]] = _finite(v)
             return out
-        return [float(t) for t in items]
+        return [_finite(t) for t in items]
     except ValueError:
         raise _UsageError(f"--theta0 {text!r}: expected NAME=VALUE pairs or numbers separated by commas") from None
 
@@ -165,11 +204,10 @@ def run(args: argparse.Namespace) -> int:
                 mapping[by_name[name]] = rv
             loss = attach_data(loss, mapping, name="--loss")
         plain = loss.data_symbols[len(loss.random_symbols):]
-        if plain and loss.dataset is None:
-            raise _UsageError(
-                f"data symbol(s) {', '.join(map(str, plain))} need a distribution: --dist "
-                f"{plain[0]}=normal:0:1 (or uniform:LO:HI, rademacher)"
-            )
+        if plain and loss.dataset is None and args.gaussian:
+            loss = attach_data(loss, {d: Normal(f"{d}_rv", 0, 1) for d in plain}, name="--loss")
+            plain = []
+        _require_loss_flags(args, loss, plain)
     else:
 
         if args.dist:

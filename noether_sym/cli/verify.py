@@ -25,11 +25,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the ``verify`` subcommand to ``subparsers``."""
     v = subparsers.add_parser(
         "verify",
-        help="check every theorem of THEORY.md on the catalog families (the main job)",
+        help="check every theorem of docs/theory.md on the catalog families (the main job)",
         description="Run the theorem checks (exact, numeric and stochastic) on every catalog family, print "
         "predicted against measured, and write a report directory.",
     )
-    v.add_argument("--quick", action="store_true", help="shorter simulations, no Richardson runs (about a minute)")
+    v.add_argument("--quick", action="store_true", help="shorter simulations, no Richardson runs: about half the time of the full run (benchmarks/RESULTS.md)")
     v.add_argument("--family", action="append", default=None, metavar="NAME",
                    help="only this catalog family (repeatable; default: all but the large ones)")
     v.add_argument("--json", action="store_true", help="print one JSON document to stdout")

@@ -108,6 +108,25 @@ def compile_graph(
     return CompiledFunction(w.source(name), w.ns, name)
 
 
+def _float_literal(value: Any, what: str) -> str:
+    """``value`` as a float literal of the generated source; refuses what is no finite float.
+
+    ``repr(float(10**400))`` is ``'inf'``, a name the generated namespace does not define:
+    such a constant is refused here, by name, instead of failing later as a NameError.
+    """
+    try:
+        v = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UnsupportedExpressionError(f"the {what} {sp.sstr(value)[:60]} is not a real number") from None
+    if not np.isfinite(v):
+        shown = sp.Float(value, 3) if getattr(value, "is_Number", False) else sp.sstr(value)[:60]
+        raise UnsupportedExpressionError(
+            f"the {what} {shown} is beyond the float range (|x| > 1.8e308): rescale the loss so "
+            "that its constants are representable in double precision"
+        )
+    return repr(v)
+
+
 def _tuple(items: list[str]) -> str:
     return f"({', '.join(items)}{',' if len(items) == 1 else ''})"
 
@@ -175,7 +194,7 @@ class _Writer:
         return f"_I[{nd.data}]"
 
     def _emit_const(self, i: int, nd: Node, a: list[str]) -> str:
-        return repr(float(nd.data))
+        return _float_literal(nd.data, "constant")
 
     def _emit_add(self, i: int, nd: Node, a: list[str]) -> str:
         return " + ".join(a)
@@ -198,7 +217,7 @@ class _Writer:
             return f"_np.sqrt({a[0]})"
         if ex.is_Integer:
             return f"{a[0]} ** {int(ex)}"
-        return f"{a[0]} ** {float(ex)!r}"
+        return f"{a[0]} ** {_float_literal(ex, 'exponent')}"
 
     def _emit_fn(self, i: int, nd: Node, a: list[str]) -> str:
         fname = self.graph.numeric_fn(nd.data, nd.expr)
@@ -307,9 +326,9 @@ class _Writer:
         elif ex == -1:
             self.acc(b, f"(-{ai}) * v{i} * v{i}")
         elif ex.is_Integer:
-            self.acc(b, f"{float(ex)!r} * {ai} * v{b} ** {int(ex) - 1}")
+            self.acc(b, f"{_float_literal(ex, 'exponent')} * {ai} * v{b} ** {int(ex) - 1}")
         else:
-            self.acc(b, f"{float(ex)!r} * {ai} * v{i} / v{b}")
+            self.acc(b, f"{_float_literal(ex, 'exponent')} * {ai} * v{i} / v{b}")
 
     def _adjoint_fn(self, i: int, nd: Node, ai: str) -> None:
         rule = _FN_ADJOINT.get(nd.data)

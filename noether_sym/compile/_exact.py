@@ -163,7 +163,7 @@ class ExactModel:
                 self.var_of_input[i] = len(names)
                 names.append(f"in{nd.data}")
         self.sign_var: dict[int, int] = {}
-        self.atom_var: dict[int, int] = {}
+        self.atom_var: dict[Any, int] = {}
         for i in sorted(reach):
             nd = nodes[i]
             z = _kink_arg(nd)
@@ -173,6 +173,12 @@ class ExactModel:
             if _is_atom(nd):
                 self.atom_var[i] = len(names)
                 names.append(f"r{i}")
+            if nd.op == "pow" and not nd.data.is_Rational:
+                # an irrational exponent (pi, sqrt(2)) enters D(b^e) = e b^e Db/b as a free
+                # variable: an identity in that variable holds at its value too (sound; at
+                # worst a true generator is left unconfirmed)
+                self.atom_var[("exp", i)] = len(names)
+                names.append(f"e{i}")
         self.names = names
         self.ctx = flint.fmpq_mpoly_ctx.get(tuple(names), "lex")
         self._gens = self.ctx.gens()
@@ -354,6 +360,8 @@ class ExactModel:
                 k = int(e)
                 return (self.val(b).pow(k - 1) * d[0]).scale(flint.fmpq(k))
             # atom r = b^e: D r = e r D b / b
+            if not e.is_Rational:
+                return self.val(j) * d[0] / self.val(b) * Frac(self._gens[self.atom_var[("exp", j)]])
             return (self.val(j) * d[0] / self.val(b)).scale(_to_fmpq(e))
         if op in ("max", "min"):
             s = self._s(nd.data)

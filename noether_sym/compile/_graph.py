@@ -16,6 +16,7 @@ condition) are recorded so that callers can keep sample points away from kinks.
 
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -110,9 +111,9 @@ class Graph:
             return []
         if isinstance(e, sp.Pow):
             b, ex = e.args
-            if ex.is_Number:
+            if _constant_exponent(ex):
                 return [b]
-            return [sp.exp(ex * sp.log(b))]
+            return [_exp_log(b, ex)]
         if isinstance(e, sp.Piecewise):
             out = []
             for val, cond in e.args:
@@ -157,12 +158,12 @@ class Graph:
             return
         if isinstance(e, sp.Pow):
             b, ex = e.args
-            if ex.is_Number:
-                if ex.is_real is False:
-                    raise UnsupportedExpressionError(f"complex exponent in {e}")
+            if _constant_exponent(ex):
+                if ex.is_real is False or ex.has(sp.zoo, sp.oo, sp.nan):
+                    raise UnsupportedExpressionError(f"complex or infinite exponent in {sp.sstr(e)[:60]}")
                 self._new(Node("pow", (m[b],), sp.nsimplify(ex) if ex.is_Float else ex, e), key=e)
             else:
-                m[e] = m[sp.exp(ex * sp.log(b))]
+                m[e] = m[_exp_log(b, ex)]
             return
         if isinstance(e, (sp.Max, sp.Min)):
             op = "max" if isinstance(e, sp.Max) else "min"
@@ -239,7 +240,10 @@ class Graph:
         try:
             d = e.fdiff(i + 1)
         except Exception as exc:  # noqa: BLE001 - sympy raises various errors here
-            raise UnsupportedExpressionError(f"SymPy knows no derivative of {type(e).__name__}: {exc}") from None
+            # the exception's own text is not used: some of SymPy's cannot print themselves
+            raise UnsupportedExpressionError(
+                f"SymPy knows no derivative of {type(e).__name__} in argument {i + 1} ({type(exc).__name__})"
+            ) from None
         if d.has(sp.Derivative, sp.Subs):
             raise UnsupportedExpressionError(f"SymPy knows no closed-form derivative of {type(e).__name__}")
         d_id = self.add(d)
@@ -253,10 +257,36 @@ class Graph:
         cls = type(expr)
         if cls not in self._fn_cache:
             dummies = sp.symbols(f"_a0:{len(expr.args)}")
-            self._fn_cache[cls] = sp.lambdify(dummies, cls(*dummies), modules=["numpy", "scipy"])
+            generic = cls(*dummies)
+            try:
+                fn = sp.lambdify(dummies, generic, modules=["numpy", "scipy"])
+                unknown = [n for n in fn.__code__.co_names if n not in fn.__globals__ and not hasattr(builtins, n)]
+            except Exception:  # noqa: BLE001 - any printer failure means no NumPy code for it
+                unknown = [name]
+            if unknown:
+                raise UnsupportedExpressionError(
+                    f"no NumPy/SciPy implementation of {name} is known, so the loss cannot be evaluated numerically: "
+                    "rewrite it with elementary functions (exp, log, powers, Max/Abs/Heaviside/Piecewise)"
+                )
+            self._fn_cache[cls] = fn
         # the generated code names the callable by position, never by the (user-definable)
         # class name, so nothing from the user's objects is written into the source
         return f"_fn_{list(self._fn_cache).index(cls)}"
+
+
+def _constant_exponent(ex: Any) -> bool:
+    """True for a numeric exponent, exact or symbolic (``3``, ``1/2``, ``pi``, ``sqrt(2)``, ``E``)."""
+    return bool(ex.is_Number or (not ex.free_symbols and ex.is_real))
+
+
+def _exp_log(b: Any, ex: Any) -> Any:
+    """``exp(ex * log(b))`` for a power with a variable exponent, built unevaluated.
+
+    SymPy folds ``exp(ex*log(b))`` straight back into ``b**ex``, so an evaluated rewrite
+    would give the graph builder the power it started from, for ever; the unevaluated
+    product and exponential keep the rewrite.
+    """
+    return sp.exp(sp.Mul(ex, sp.log(b), evaluate=False), evaluate=False)
 
 
 def _ancestors(graph: Graph, root: int) -> set[int]:

@@ -10,6 +10,10 @@ Modules
 ``_moments``
     :func:`moments` (∇L, M, Σ exactly or by Monte Carlo), :func:`expectation`,
     :func:`compiled_moments`.
+``_piecewise``
+    :func:`cone_moments`, :func:`cone_hessian`: deterministic E[ℓ], ∇L, M, Σ and the
+    population Hessian of piecewise-linear units (ReLU, leaky ReLU, Abs) on Gaussian data,
+    by cubature over the cones of constant activation pattern; ``moments`` uses it.
 ``_sample``
     Samplers that draw data (random symbols) or index a dataset for simulation.
 """

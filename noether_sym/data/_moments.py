@@ -24,9 +24,19 @@ E[g_i g_j] = Σ_{α,β} c_iα c_jβ m_{α+β}, a bilinear form in the coefficien
 moment "matrix" m_{α+β} is applied once per gradient component and every entry of M costs
 one short sum of polynomial products. No ``simplify`` anywhere.
 
-Numeric routes (the loss is not polynomial in the data, for example ReLU networks, or
-``method="numeric"``): Monte Carlo at a point θ with standard errors (random symbols), or
-the empirical mean over all rows at θ (datasets); always labelled ``exact=False``.
+Numeric routes (the loss is not polynomial in the data, or ``method="numeric"``), always
+labelled ``exact=False``, at a point θ:
+
+``gaussian cones (deterministic cubature)``
+    Piecewise-linear units (ReLU, leaky ReLU, Abs: ``Max``/``Min``/``Abs``/``Heaviside``/
+    ``sign`` pieces with arguments affine in the data) on Gaussian data, ``method="auto"``:
+    a deterministic cubature over the cones of constant activation pattern
+    (``data/_piecewise.py``); the same numbers for every seed, ``standard_error`` holds its
+    error estimates.
+``monte carlo``
+    Everything else on random symbols (and ``method="numeric"``), with standard errors.
+``dataset (empirical mean at θ, numeric)``
+    The empirical mean over all rows of a dataset.
 
 Helpers: :func:`attach_data` (turn plain data symbols into random expressions),
 :func:`gaussian_linear_teacher` (x ~ N(μ, diag s²), y = V x + ε),
@@ -66,6 +76,7 @@ from ._polynomial import (
     _RandomMoments,
     _real_map,
 )
+from ._piecewise import METHOD_CONES, _cone_moments_or_none
 from ._sample import make_sampler
 
 __all__ = ['Moments', 'MomentFunctions', 'expectation', 'moments', 'compiled_moments']
@@ -117,11 +128,13 @@ class Moments:
     method
         One of ``"gaussian moments (Isserlis)"``, ``"sympy moments"``,
         ``"dataset (exact empirical mean)"``, ``"no data (deterministic)"`` (exact) or
-        ``"monte carlo"``, ``"dataset (empirical mean at θ, numeric)"`` (numeric).
+        ``"gaussian cones (deterministic cubature)"``, ``"monte carlo"``,
+        ``"dataset (empirical mean at θ, numeric)"`` (numeric).
     standard_error
         Numeric results: ``{"mean_grad": (n,), "second_moment": (n, n), "covariance": (n, n)}``
-        standard errors (Monte Carlo; plug-in estimates, the covariance one to first order)
-        or zeros (a dataset mean is exact up to rounding). None for exact results.
+        standard errors (Monte Carlo; plug-in estimates, the covariance one to first order),
+        absolute error estimates of the deterministic cone cubature, or zeros (a dataset
+        mean is exact up to rounding). None for exact results.
     theta
         The point (numeric results, or exact results evaluated at a point), else None.
     n_samples
@@ -600,7 +613,9 @@ def moments(
 
     Exact whenever the per-sample loss is polynomial in the data (Gaussian, other
     ``sympy.stats`` or finite-dataset data): symbolic matrices in θ, cached on the loss.
-    Otherwise numeric at the point ``theta``.
+    Otherwise numeric at the point ``theta``: deterministic for piecewise-linear units on
+    Gaussian data (``method`` says ``"gaussian cones (deterministic cubature)"``), else
+    Monte Carlo (``"monte carlo"``, with standard errors).
 
     Parameters
     ----------
@@ -612,10 +627,11 @@ def moments(
     n_samples
         Monte Carlo sample count (numeric route, random data); default 100,000.
     seed
-        Seed of the Monte Carlo Generator.
+        Seed of the Monte Carlo Generator (the deterministic routes ignore it).
     method
-        ``"auto"`` (exact when possible), ``"exact"`` (error if impossible) or
-        ``"numeric"`` (Monte Carlo / numeric dataset mean even for polynomial losses).
+        ``"auto"`` (exact when possible, then deterministic cone cubature when possible),
+        ``"exact"`` (error if impossible) or ``"numeric"`` (Monte Carlo / numeric dataset
+        mean even for polynomial or piecewise-linear losses).
     values
         Numbers for symbolic distribution parameters (needed for sampling; substituted in
         exact results).
@@ -673,6 +689,13 @@ def moments(
     if theta is None:
         raise InvalidArgumentError("numeric moments are estimated at a point: pass theta=...")
     th = _float_point(loss, theta)
+    if method == "auto" and loss.dataset is None:
+        # piecewise-linear units on Gaussian data: deterministic cone cubature, no Monte Carlo
+        cm = _cone_moments_or_none(loss, th, values)
+        if cm is not None:
+            err = {k: cm.error[k] for k in ("mean_grad", "second_moment", "covariance")}
+            return Moments(loss, cm.mean_grad, cm.second_moment, cm.covariance, False, METHOD_CONES, err, th,
+                           cm.n_nodes, cm.seconds)
     return _numeric_moments(loss, th, n_samples, seed, values)
 
 

@@ -90,6 +90,11 @@ from ._scale_invariant import (
     scale_invariant_2d as scale_invariant_2d,
 )
 from ._softmax import softmax_classifier as softmax_classifier
+from ._architectures import attention_head as attention_head
+from ._architectures import conv1d_net as conv1d_net
+from ._architectures import normalized_mlp as normalized_mlp
+from ._architectures import residual_block as residual_block
+from ._architectures import theory_count as _theory_count
 from ._softmax import softmax_start as softmax_start
 
 HALF = sp.Rational(1, 2)
@@ -178,8 +183,22 @@ _reg("softmax", "softmax classifier, cross-entropy on a finite dataset: logit-tr
      softmax_start, _sim(0.05, 4, 5_000, 50), ("E4", "E8", "E9", "E10"),
      lambda **o: (o["d"] + bool(o["bias"])) * (o["d"] + bool(o["bias"]) + 1) // 2)
 
+# architectures practitioners use (theory counts: the builders' docstrings)
+for _name, _builder, _opts, _section, _desc in (
+    ("attention-head", attention_head, {"tokens": 2, "d": 2, "k": 2, "d_out": 1, "n_samples": 32, "seed": 0}, "7.2",
+     "softmax attention head: GL(k) of W_Q W_K^T and of W_V W_O"),
+    ("normalized-mlp", normalized_mlp, {"dims": (2, 3, 1), "norm": "rms", "n_samples": 32, "seed": 0}, "7.5",
+     "two-layer MLP with RMSNorm or LayerNorm: scale invariance of the normalized weights"),
+    ("residual-block", residual_block, {"d": 2, "k": 2, "n_samples": 32, "seed": 0}, "7.4",
+     "residual block x + W2 relu(W1 x): one rescaling per hidden unit"),
+    ("conv1d", conv1d_net, {"length": 4, "channels": (1, 2, 1), "kernel": 2, "n_samples": 32, "seed": 0}, "7.4",
+     "two 1-D convolutions with ReLU: channel-wise rescaling"),
+):
+    _reg(_name, _desc, _section, _builder, _opts, None, _sim(0.01, 4, 2_000, 20), ("E4", "E8", "E9", "E10"),
+         (lambda nm: lambda **o: _theory_count(nm, **o))(_name))
+
 __all__ = [
-    "ACTIVATIONS", "CATALOG", "Family", "build", "deep_linear", "diagonal_net", "gaussian_teacher", "get",
+    "ACTIVATIONS", "CATALOG", "attention_head", "conv1d_net", "normalized_mlp", "residual_block", "Family", "build", "deep_linear", "diagonal_net", "gaussian_teacher", "get",
     "leaky_relu_net", "linear_net", "matrix_factorization", "mlp", "monomial_net", "names", "normalized_linear",
     "register", "relu_net", "rescaling", "scale_invariant_2d", "softmax_classifier", "tanh_net", "teacher_model",
     "teacher_net",

@@ -7,6 +7,7 @@ the default simulation options. Nothing downstream knows which family a Loss cam
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ class Family:
     description
         One line for ``noether-sym families``.
     section
-        The THEORY.md section it illustrates, e.g. ``"7.1"``.
+        The section of docs/theory.md it illustrates, e.g. ``"7.1"``.
     builder
         ``builder(**options) -> Loss`` (data model attached).
     options
@@ -93,11 +94,25 @@ def names() -> list[str]:
 
 
 def get(name: str) -> Family:
-    """The :class:`Family` called ``name``; a clear error listing the names otherwise."""
+    """The :class:`Family` called ``name``; otherwise an error naming the closest names.
+
+    Examples
+    --------
+    >>> from noether_sym import families
+    >>> families.get("resacling")
+    Traceback (most recent call last):
+    ...
+    noether_sym._errors.InvalidArgumentError: no family 'resacling'; did you mean 'rescaling'? (noether-sym families lists all)
+    """
     try:
         return CATALOG[name]
     except (KeyError, TypeError):
-        raise InvalidArgumentError(f"no family {name!r}; the catalog has: {', '.join(names())}") from None
+        close = difflib.get_close_matches(str(name), names(), n=3, cutoff=0.6)
+        if close:
+            hint = "did you mean " + " or ".join(repr(c) for c in close) + "? (noether-sym families lists all)"
+        else:
+            hint = f"the catalog has: {', '.join(names())}"
+        raise InvalidArgumentError(f"no family {name!r}; {hint}") from None
 
 
 def build(name: str, **options: Any) -> Loss:

@@ -31,6 +31,7 @@ from .._errors import (
     InvalidDataError,
     InvalidLossError,
     InvalidParameterError,
+    ResourceLimitError,
 )
 from .._validate import Integer
 
@@ -68,6 +69,11 @@ def matrix(name: str, rows: int, cols: int) -> sp.Matrix:
     """
     _check_name(name)
     rows, cols = _BLOCK_SIZE(rows, "rows"), _BLOCK_SIZE(cols, "cols")
+    if rows * cols > _BLOCK_SIZE.high:
+        raise ResourceLimitError(
+            f"a {rows} x {cols} matrix would create {rows * cols} symbols, over the budget of {_BLOCK_SIZE.high} "
+            "symbols per block (the symbolic stages could not handle it anyway): use smaller blocks"
+        )
     return sp.Matrix(rows, cols, lambda i, j: sp.Symbol(f"{name}_{i}_{j}"))
 
 

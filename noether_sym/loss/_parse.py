@@ -4,14 +4,28 @@ The text is parsed by Python's ``ast`` module into a syntax tree, and the tree i
 node by node; only these constructs are accepted and turned into SymPy objects directly:
 
 * names (identifiers that do not start with an underscore) -> symbols;
-* integer and decimal literals (kept exact: ``0.1`` is 1/10) of at most 40 characters;
+* integer and decimal literals, kept exact from their text (``0.1`` is 1/10, ``1e-400`` is
+  10^-400, a 30-digit decimal keeps its 30 digits), of at most 40 characters and with a
+  decimal exponent of at most :data:`MAX_DECIMAL_EXPONENT`;
 * ``+ - * / **`` (``^`` is read as a power), unary ``+ -``, parentheses;
 * calls of the whitelisted functions in :data:`FUNCTIONS`, positional arguments only;
 * the constants ``pi`` and ``E``.
 
 Everything else (attribute access, subscripts, lambdas, comprehensions, strings, keyword
 arguments, comparisons, imports...) raises :class:`~noether_sym.ParseError` naming the
-construct. Powers of two numbers are bounded so that text like ``9**9**9**9`` cannot stall.
+construct.
+
+Resource bounds
+---------------
+Parsing never computes without bound. A power of two numbers is computed only when its
+estimated size (``|exponent| * bits(base)``) is at most :data:`MAX_INTEGER_BITS` bits, so
+``9**9**9**9`` or ``((((9**64)**64)**64)**64)**64`` is refused at once; a number literal's
+decimal exponent is bounded (``1e1000000000`` is refused before 10^(10^9) is built); and a
+power of an expression may have a numeric exponent of magnitude at most :data:`MAX_EXPONENT`
+after SymPy combines nested powers (``((u+w)**60)**60`` is ``(u+w)**3600``, refused: its
+expansion would have millions of terms). Each refusal is a :class:`~noether_sym.ParseError`
+naming the bound; the bounds are module attributes (``noether_sym.loss._parse.MAX_EXPONENT``)
+that a caller who really needs more may raise.
 """
 
 
@@ -31,6 +45,12 @@ __all__ = ['parse_expression']
 MAX_LENGTH = 20_000
 MAX_DEPTH = 200
 MAX_LITERAL = 40
+#: largest |exponent| of a power of an expression (after nested powers are combined)
+MAX_EXPONENT = 64
+#: largest size, in bits, of a number the parser computes (a power of numbers, a literal)
+MAX_INTEGER_BITS = 10_000
+#: largest |e| of a literal written with an exponent (``1.5e300``)
+MAX_DECIMAL_EXPONENT = 1_000
 
 FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr]]] = {
     "exp": (1, sp.exp),
@@ -43,6 +63,8 @@ FUNCTIONS: dict[str, tuple[int, Callable[..., sp.Expr]]] = {
     "sinh": (1, sp.sinh),
     "cosh": (1, sp.cosh),
     "atan": (1, sp.atan),
+    "atan2": (2, sp.atan2),
+    "cbrt": (1, sp.cbrt),
     "erf": (1, sp.erf),
     "abs": (1, sp.Abs),
     "Abs": (1, sp.Abs),
@@ -109,13 +131,20 @@ def parse_expression(text: str, names: Mapping[str, sp.Symbol] | Iterable[str] |
         raise ParseError(f"syntax error in expression at column {exc.offset}: {exc.msg}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ParseError("expression is nested too deeply or contains invalid characters") from None
-    return _Walker(table, allowed).visit(tree.body, 0)
+    try:
+        expr = _Walker(table, allowed, text.replace("^", "**")).visit(tree.body, 0)
+    except RecursionError:
+        raise ParseError("expression is nested too deeply for SymPy to build") from None
+    if expr.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise ParseError(f"the expression evaluates to a non-finite number ({sp.sstr(expr)[:60]})")
+    return expr
 
 
 class _Walker:
-    def __init__(self, table: dict[str, sp.Symbol], allowed: set[str] | None) -> None:
+    def __init__(self, table: dict[str, sp.Symbol], allowed: set[str] | None, source: str) -> None:
         self.table = table
         self.allowed = allowed
+        self.source = source
 
     def visit(self, node: ast.AST, depth: int) -> sp.Expr:
         if depth > MAX_DEPTH:
@@ -125,6 +154,8 @@ class _Walker:
             b = self.visit(node.right, depth + 1)
             if isinstance(node.op, ast.Pow):
                 return _safe_pow(a, b)
+            if isinstance(node.op, ast.Div) and b.is_zero:
+                raise ParseError("division by zero in the expression")
             op = _BINOPS.get(type(node.op))
             if op is None:
                 raise ParseError(f"operator {type(node.op).__name__} is not allowed; use + - * / ** only")
@@ -140,10 +171,8 @@ class _Walker:
             v = node.value
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 raise ParseError(f"literal {v!r} is not allowed; only numbers")
-            src = ast.unparse(node)
-            if len(src) > MAX_LITERAL:
-                raise ParseError(f"numeric literal longer than {MAX_LITERAL} characters")
-            return sp.Integer(v) if isinstance(v, int) else sp.Rational(src)
+            src = ast.get_source_segment(self.source, node) or ast.unparse(node)
+            return _literal(src, v)
         if isinstance(node, ast.Name):
             return self.name(node.id)
         if isinstance(node, ast.Call):
@@ -198,7 +227,58 @@ class _Walker:
         return sym
 
 
+def _literal(src: str, value: int | float) -> sp.Number:
+    """The exact number a literal's text denotes (never rounded through a float)."""
+    if len(src) > MAX_LITERAL:
+        raise ParseError(f"numeric literal longer than {MAX_LITERAL} characters")
+    if isinstance(value, complex):
+        raise ParseError(f"imaginary literal {src!r} is not allowed; losses are real")
+    text = src.replace("_", "").lower()
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INTEGER_BITS:
+            raise ParseError(f"integer literal has more than {MAX_INTEGER_BITS} bits (the parser's MAX_INTEGER_BITS)")
+        return sp.Integer(value)
+    mantissa, _, exponent = text.partition("e")
+    if exponent and abs(int(exponent)) > MAX_DECIMAL_EXPONENT:
+        raise ParseError(
+            f"literal {src!r}: decimal exponent beyond ±{MAX_DECIMAL_EXPONENT} (the parser's MAX_DECIMAL_EXPONENT); "
+            "write the number as a smaller literal times a power"
+        )
+    return sp.Rational(mantissa) * sp.Integer(10) ** int(exponent or 0)
+
+
+def _bits(q: sp.Rational) -> int:
+    return max(int(q.p).bit_length(), int(q.q).bit_length(), 1)
+
+
 def _safe_pow(a: sp.Expr, b: sp.Expr) -> sp.Expr:
-    if b.is_Number and (abs(b) > 64):
-        raise ParseError(f"exponent {b} is too large (limit 64)")
-    return a**b
+    """``a**b`` after checking that its size is within the parser's budgets."""
+    if b.is_Number and not b.is_finite:
+        raise ParseError(f"exponent {b} is not a finite number")
+    if a.is_Rational and b.is_Rational:
+        # exact power of numbers: the result has about |b| * bits(a) bits (for b = p/q, SymPy
+        # computes the p-th power of an integer root, |p/q| * bits(a) bits as well)
+        size = abs(b) * _bits(a) if a not in (0, 1, -1) else 1
+        if size > MAX_INTEGER_BITS:
+            raise ParseError(
+                f"the power {sp.sstr(a)[:30]}**{sp.sstr(b)[:30]} is too large: it would have about {float(size):.3g} bits; the parser's "
+                f"limit is MAX_INTEGER_BITS = {MAX_INTEGER_BITS} (raise noether_sym.loss._parse.MAX_INTEGER_BITS "
+                "if you really need such a number)"
+            )
+        if a == 0 and b.is_negative:
+            raise ParseError("division by zero: 0 raised to a negative power")
+    elif b.is_Number and abs(b) > MAX_EXPONENT:
+        raise ParseError(f"exponent {b} is too large (the parser's limit MAX_EXPONENT is {MAX_EXPONENT})")
+    out = a**b
+    if isinstance(out, sp.Pow) and out.exp.is_Number and not out.base.is_Number and abs(out.exp) > MAX_EXPONENT:
+        raise ParseError(
+            f"nested powers combine to exponent {out.exp}, over the parser's limit MAX_EXPONENT = {MAX_EXPONENT}"
+        )
+    if out.has(sp.zoo, sp.oo, -sp.oo, sp.nan):
+        raise ParseError(f"the expression {sp.sstr(a)[:40]}**{sp.sstr(b)[:40]} is not a finite number")
+    if out.is_number and out.is_real is False:
+        raise ParseError(
+            f"({sp.sstr(a)[:40]})**({sp.sstr(b)[:40]}) is not real (SymPy takes the principal root of a negative "
+            "number); write the real root explicitly, e.g. -(8**(1/3)) for the cube root of -8"
+        )
+    return out

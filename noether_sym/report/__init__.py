@@ -13,7 +13,7 @@ Modules
     ``derive``: the whole pipeline loss -> symmetries -> charges -> drift laws ->
     equilibria -> sharpness for one loss, as one ``Derivation`` object (JSON and LaTeX).
 ``_prove``
-    machine-checked derivations of THEORY's equations: ``Proof``/``Step``/``ProofCheck``,
+    machine-checked derivations of the equations of docs/theory.md: ``Proof``/``Step``/``ProofCheck``,
     the building blocks proof files use (``zero``, ``sign``, ``limit``, ``generic_vector``,
     ``symmetric``...), discovery of the ``proofs/`` folder and the proofs document.
 ``_plot``

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._errors import NoetherSymError
+from .._printing import NotebookDisplay
+from .._validate import Integer
 from ..loss._loss import Loss, as_loss
 from ..symmetry._finder import find_symmetries
 from ..theory._dynamics import charge_dynamics
@@ -34,7 +36,7 @@ __all__ = ['Derivation', 'derive']
 
 
 @dataclass
-class Derivation:
+class Derivation(NotebookDisplay):
     """Symmetries, charges, drift laws, equilibria and sharpness of a loss."""
 
     loss: Loss
@@ -62,6 +64,7 @@ class Derivation:
             ],
             "notes": self.notes,
             "seconds": round(self.seconds, 4),
+            "projection": next((e.start.to_dict() for e in self.equilibria if e.start is not None), None),
         }
         if self.joint is not None:
             out["joint"] = {
@@ -107,6 +110,7 @@ def derive(
     """
 
     t0 = time.perf_counter()
+    max_generators = Integer(0)(max_generators, "max_generators")
     loss = as_loss(loss)
     sym = find_symmetries(loss)
     gens = sym.generators[:max_generators]
@@ -129,7 +133,13 @@ def derive(
             for A in gens:
                 eqs.append(predict_equilibrium(loss, theta, [A], batch_size=batch_size, weight_decay=weight_decay,
                                                lr=lr, check_symmetry=False, values=values).result)
-                shs.append(sharpness_along_orbit(loss, A, theta, lam_star=eqs[-1].lam, values=values))
+                # λ* is measured on the orbit of Φ(θ) (the projection on the minimum manifold):
+                # the sharpness must be taken along the same orbit
+                start = eqs[-1].start
+                at = start.theta if start is not None and start.moved else theta
+                shs.append(sharpness_along_orbit(loss, A, at, lam_star=eqs[-1].lam, values=values))
+            if eqs and eqs[0].start is not None and eqs[0].start.moved:
+                notes.append(eqs[0].start.describe())
             if len(gens) > 1 and all(A * B == B * A for A in gens for B in gens):
                 # the joint balance is the γ = 0 one: weight decay enters per generator above
                 joint = predict_equilibrium(loss, theta, gens, values=values).result

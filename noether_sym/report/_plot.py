@@ -1,6 +1,6 @@
 """Report: figures of simulations -- Noether charge trajectories against the predicted equilibrium.
 
-matplotlib is an optional extra (``pip install noether_sym[plot]``); it is imported when a
+matplotlib is a dependency (``noether-sym verify`` writes figures); it is imported when a
 figure is drawn, through the object-oriented API only (no pyplot global state, no change
 of the user's backend).
 
@@ -30,7 +30,7 @@ def _figure_class() -> Any:
         from matplotlib.figure import Figure  # noqa: PLC0415
     except ImportError:
         raise ImportError(
-            "plotting needs matplotlib, an optional extra: pip install 'noether_sym[plot]'"
+            "plotting needs matplotlib, a dependency of noether_sym that is not installed: pip install matplotlib"
         ) from None
     return Figure, FigureCanvasAgg
 

@@ -254,7 +254,7 @@ class Step:
 @dataclass
 class Proof:
     """A theorem with its derivation: ``statement`` (LaTeX), ``hypotheses`` (LaTeX, one
-    per item) and ``steps``; ``tags`` cite THEORY.md, e.g. ``("E9",)``."""
+    per item) and ``steps``; ``tags`` cite docs/theory.md, e.g. ``("E9",)``."""
 
     key: str
     title: str
@@ -455,7 +455,7 @@ def proofs_document(results: Iterable[ProofResult], *, seconds: float | None = N
     )
     if seconds is not None:
         summary += f", checked in {seconds:.1f} s"
-    parts.append(_tex_text(summary + ". Tags (E1)--(E21) refer to THEORY.md."))
+    parts.append(_tex_text(summary + ". Tags (E1)--(E22) and sections refer to docs/theory.md, the theory page shipped with the package."))
     for r in results:
         p = r.proof
         tags = ", ".join(f"(E{t[1:]})" if t.startswith("E") else t for t in p.tags)

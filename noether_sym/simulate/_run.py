@@ -46,7 +46,9 @@ the simulator several times (``compare``) build that object and call :func:`run_
 
 from __future__ import annotations
 
+import math
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +56,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError, ResourceLimitError
 from ..data._sample import make_sampler
 from ..loss._loss import Loss, as_loss
 from ._kernels import _CompiledKernel, _FastKernel, _MeanGradKernel
@@ -69,6 +71,8 @@ __all__ = ['block_steps', 'run_simulation', 'simulate']
 _BATCH_OBSERVABLES = ("loss", "sharpness", "grad_norm2")  # need the batch of the step
 _BLOCK_VALUES = 1 << 16  # data numbers per replica and block (512 KiB)
 _BLOCK_MAX_STEPS = 1024
+#: memory budget of one run's records and replica state (bytes); checked before allocating
+MAX_SIMULATION_BYTES = 2 * 2**30
 _CHUNK_BYTES = 256 << 20  # data-block bytes per chunk of replicas (default chunk_size)
 _EXACT_TRACE_MAX_N = 16  # sharpness: exact trace (n probes e_i) up to this n, else Hutchinson
 _HUTCHINSON_PROBES = 8
@@ -161,7 +165,7 @@ def _theta0(loss: Loss, theta0: Any, replicas: int) -> np.ndarray:
 
 
 def simulate(
-    loss: Loss, theta0: Any, *, lr: float, batch_size: int, steps: int, replicas: int,
+    loss: Loss, theta0: Any, *, lr: float, batch_size: int | None = None, steps: int, replicas: int,
     weight_decay: float = 0.0, momentum: float = 0.0, schedule: Schedule | None = None,
     optimizer: str = "sgd", record: Sequence[str] | None = None, every: int | None = None,
     seed: int | None = 0, replace: bool = True, chunk_size: int | None = None, progress: bool = False,
@@ -189,7 +193,8 @@ def simulate(
     lr
         Learning rate η ≥ 0.
     batch_size
-        Batch size S ≥ 1 (≤ N without replacement). Ignored by GD.
+        Batch size S ≥ 1 (≤ N without replacement); required by SGD, not needed (and ignored)
+        by GD.
     steps
         Number of updates (≥ 0).
     replicas
@@ -292,6 +297,10 @@ def simulate(
     True
     """
     loss = as_loss(loss)
+    if batch_size is None:
+        if optimizer == "sgd":
+            raise InvalidArgumentError("optimizer='sgd' needs batch_size= (the number of samples per step, ≥ 1)")
+        batch_size = 1  # GD uses the full expectation: no batch
     options = SimulationOptions(
         lr=lr, batch_size=batch_size, steps=steps, replicas=replicas, weight_decay=weight_decay,
         momentum=momentum, schedule=schedule, optimizer=optimizer, record=record, every=every, seed=seed,
@@ -307,6 +316,7 @@ def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, gener
     loss = as_loss(loss)
     o = options
     seed = o.seed if o.seed is not None else int(np.random.SeedSequence().entropy)
+    _check_memory(8 * 4 * o.replicas * loss.n)  # the replicas' state, before any of it exists
     T0 = _theta0(loss, theta0, o.replicas)
     gens = _generators(loss, generators, o.record)
     data = _DataPlan.build(loss, o, sampler, values)
@@ -432,22 +442,38 @@ def _data_mode(o: SimulationOptions, d: int, N: int | None) -> str:
 
 def _allocate(names: Sequence[str], n_rec: int, replicas: int, n: int,
               gens: _Generators | None) -> dict[str, np.ndarray]:
-    """NaN-filled record arrays (a diverged replica's records stay NaN after it stops)."""
-    obs: dict[str, np.ndarray] = {}
+    """NaN-filled record arrays (a diverged replica's records stay NaN after it stops).
+
+    The total size (records plus the replicas' state) is checked against
+    :data:`MAX_SIMULATION_BYTES` before anything is allocated."""
+    shapes: dict[str, tuple[int, ...]] = {}
     for nm in names:
         tail: tuple[int, ...] = ()
         if nm == "theta":
             tail = (n,)
         elif nm in ("charges", "orbit"):
             tail = (gens.k,)  # type: ignore[union-attr]
-        obs[nm] = np.full((n_rec, replicas) + tail, np.nan)
-    return obs
+        shapes[nm] = (n_rec, replicas) + tail
+    _check_memory(8 * (sum(math.prod(s) for s in shapes.values()) + 4 * replicas * n))
+    return {nm: np.full(shape, np.nan) for nm, shape in shapes.items()}
+
+
+def _check_memory(total: int) -> None:
+    """Refuse a run whose arrays would take more than :data:`MAX_SIMULATION_BYTES`."""
+    if total > MAX_SIMULATION_BYTES:
+        raise ResourceLimitError(
+            f"this run would hold about {total / 2**30:.3g} GiB of records and replica state, over the budget "
+            f"MAX_SIMULATION_BYTES = {MAX_SIMULATION_BYTES / 2**30:.3g} GiB: use fewer replicas, record less often "
+            "(a larger every=), or raise noether_sym.simulate._run.MAX_SIMULATION_BYTES"
+        )
 
 
 def _progress_bar(total: int) -> Any:
     try:
         from tqdm.auto import tqdm
-    except ImportError:
+    except ImportError:  # tqdm is a core dependency; say so once if it was removed
+        warnings.warn("progress=True but tqdm is not installed (pip install tqdm): no progress bar",
+                      stacklevel=3)
         return None
     return tqdm(total=total, unit="replica-step", unit_scale=True, desc="simulate")
 

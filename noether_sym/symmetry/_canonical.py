@@ -21,7 +21,9 @@ from ..loss._generators import generator_matrix
 
 __all__ = []
 
-#: largest denominator accepted when rounding numeric generator entries to rationals
+#: largest denominator the fast float rounding tries; it is no bound on the answer: a
+#: candidate that does not round (or whose rounding fails exact confirmation) is refined in
+#: exact or high-precision arithmetic (``_refine``), whatever its denominators
 MAX_DENOMINATOR = 10_000
 
 

@@ -29,6 +29,23 @@ same exact confirmation:
     UnsupportedExpressionError (the 2400-parameter 30-40-30 linear network would need about
     500 GiB) instead of running out of memory.
 
+``blocks``
+    For large models with matrix parameter blocks (:mod:`noether_sym.symmetry._blocks`):
+    generators in the ansatz ⊕_b (M_b ⊗ I + I ⊗ N_b) of row and column operators of each
+    declared block, a small linear system; the certificate's ``completeness`` entry says
+    whether the found generators explain the whole gradient null space at random points
+    (when it fails, run ``"structured"`` or ``"dense"``). Chosen by ``"auto"`` above
+    ``BLOCKS_FROM_N`` parameters.
+
+The ``dense`` and ``structured`` routes end with a completeness check (certificate entry
+``completeness``): the directions Aθ of the found generators and rotations must fill the
+gradient null space at some random point (the most generic of a pool for piecewise
+losses). It is one-sided: a failure means a missed generator or null directions no linear
+symmetry explains (narrow networks have them at every point). When the structured route
+fails it and the problem has at most ``DENSE_CROSS_CHECK_MAX`` dense unknowns, the dense
+route re-solves it and its answer is returned if it finds more; otherwise the shortfall is
+stated in the certificate.
+
 Numeric candidates are put in reduced row echelon form over the flattened upper triangle
 (row-major, i ≤ j), rounded to rationals, and each is confirmed exactly by
 :class:`~noether_sym.compile._exact.ExactModel` (branch by branch for piecewise losses). A candidate
@@ -68,16 +85,19 @@ from ._numeric import (
     _FallBack,
     _polish_on_support,
     _sample_rows,
+    gradient_null_completeness,
 )
+from ._refine import refine
 from ._result import Candidate, Symmetries
 from ._structured import _structured_geometry, _structured_null
+from ._blocks import block_candidates, block_completeness, check_block_memory, has_matrix_blocks
 
 __all__ = ['find_symmetries']
 
 #: the contract of find_symmetries' options (tol: between the floor where rounding noise
 #: lives and 1e-3, above which a real direction could pass as null)
 _OPTIONS = {
-    "route": Options(("auto", "exact", "dense", "structured")),
+    "route": Options(("auto", "exact", "dense", "structured", "blocks")),
     "rotations": Boolean(),
     "seed": Seed(),
     "tol": Real(NULL_FLOOR, 1e-3, low_open=True, high_open=True),
@@ -100,7 +120,9 @@ def find_symmetries(
         The loss. Data symbols are treated as free variables: a symmetry must hold for
         every sample x (E3).
     route
-        ``"auto"`` (default), ``"exact"``, ``"dense"`` or ``"structured"`` (module docstring).
+        ``"auto"`` (default), ``"exact"``, ``"dense"``, ``"structured"`` or ``"blocks"``
+        (module docstring). A loss too large for the route raises
+        UnsupportedExpressionError with the route's memory estimate.
     rotations
         Also compute the antisymmetric part of the symmetry algebra.
     seed
@@ -146,9 +168,13 @@ def find_symmetries(
         cert[name] = info
         mats, bad = _confirm_all(loss, em, cands, sigma, info)
         if bad and info.get("numeric"):
+            mats, bad = _refine_unconfirmed(loss, cl, em, mats, bad, sigma, rng, info)
+        if bad and info.get("numeric"):
             # one retry with fresh points before reporting candidates as unconfirmed
             cands2, info2 = _candidates(loss, cl, em, chosen, sigma, rng, tol, {})
             mats2, bad2 = _confirm_all(loss, em, cands2, sigma, info2)
+            if bad2:
+                mats2, bad2 = _refine_unconfirmed(loss, cl, em, mats2, bad2, sigma, rng, info2)
             if len(bad2) < len(bad) or (len(bad2) == len(bad) and len(mats2) >= len(mats)):
                 mats, bad, info = mats2, bad2, info2
                 cert[name] = info
@@ -158,6 +184,27 @@ def find_symmetries(
 
     gens = results[1]
     rots = results.get(-1, [])
+    if chosen in ("dense", "structured"):
+        cert["completeness"] = _completeness_guard(loss, cl, em, chosen, gens, rots, rotations, rng, tol, shared)
+        if cert["completeness"]["complete"] is False and chosen == "structured" and len(_pairs(loss.n, 1)) <= DENSE_CROSS_CHECK_MAX:
+            dense = find_symmetries(loss, route="dense", rotations=rotations, seed=seed, tol=tol)
+            if dense.n_generators > len(gens) or len(dense.rotations) > len(rots):
+                dense.certificate["fallback_from_structured"] = (
+                    f"the structured route found {len(gens)} generators and {len(rots)} rotations and "
+                    f"failed the completeness check ({cert['completeness']['gradient_null_dims']} null "
+                    f"directions, {cert['completeness']['found_directions']} explained); the dense route "
+                    f"found {dense.n_generators} and {len(dense.rotations)}"
+                )
+                dense.seconds = time.perf_counter() - t0
+                return dense
+            cert["completeness"]["dense_cross_check"] = {"n_generators": dense.n_generators, "n_rotations": len(dense.rotations)}
+            cert["completeness"]["statement"] += (
+                "; the dense route finds no more generators, so the unexplained directions come from no "
+                "linear symmetry"
+            )
+    if chosen == "blocks":
+        extra = rots if rotations else [c[1] for c in _candidates(loss, cl, em, chosen, -1, rng, tol, {})[0] if c[0] == "exact"]
+        cert["completeness"] = block_completeness(loss, cl, gens, extra, rng)
 
     inert = [inertia_of(A) for A in gens]
     classes = ["semidefinite" if (p == 0 or q == 0) else "indefinite" for p, q, _ in inert]
@@ -179,6 +226,9 @@ def find_symmetries(
 
 
 def _choose_route(loss: Loss, em: ExactModel, route: str) -> str:
+    if route == "blocks":
+        check_block_memory(loss)
+        return route
     if route != "auto":
         if route == "exact" and em.has_helpers:
             raise UnsupportedExpressionError(
@@ -191,7 +241,35 @@ def _choose_route(loss: Loss, em: ExactModel, route: str) -> str:
         return "exact"
     if n <= 20:
         return "dense"
+    if n > BLOCKS_FROM_N and has_matrix_blocks(loss):
+        # the structured route's memory grows as n³ (its unknowns are n x n matrices)
+        check_block_memory(loss)
+        return "blocks"
     return "structured"
+
+
+#: from this many parameters, a loss with matrix blocks goes to the blocks route in "auto"
+BLOCKS_FROM_N = 300
+#: when the structured route fails its completeness check, the dense route re-solves the
+#: problem if it has at most this many unknowns (n(n+1)/2, n ≤ 44; a few seconds at the limit)
+DENSE_CROSS_CHECK_MAX = 1000
+
+
+def _completeness_guard(
+    loss: Loss, cl: CompiledLoss, em: ExactModel, route: str, gens: list, rots: list, rotations: bool,
+    rng: np.random.Generator, tol: float, shared: dict,
+) -> dict[str, Any]:
+    """Completeness check of a numeric route (:func:`._numeric.gradient_null_completeness`).
+
+    Without ``rotations`` the antisymmetric candidates are computed (not confirmed) only when
+    the generators alone fall short, since rotation directions are part of the null space."""
+    comp = gradient_null_completeness(loss, cl, [*gens, *rots], rng)
+    if comp["complete"] is False and not rotations:
+        extra = [c[1] for c in _candidates(loss, cl, em, route, -1, rng, tol, shared)[0] if c[0] == "exact"]
+        if extra:
+            comp = gradient_null_completeness(loss, cl, [*gens, *extra], rng)
+            comp["rotations_unconfirmed"] = True
+    return comp
 
 
 def _estimate_exact_terms(loss: Loss, em: ExactModel) -> int:
@@ -222,6 +300,8 @@ def _candidates(
         return [], {"route": route, "n_unknowns": 0}
     if route == "exact":
         return _exact_candidates(loss, em, sigma)
+    if route == "blocks":
+        return block_candidates(loss, cl, sigma, rng, tol)
     if route == "structured":
         try:
             if "geometry" not in shared:
@@ -256,7 +336,7 @@ def _candidates(
     for row in rref:
         q = _round_rational(row, rtol)
         if q is None:
-            cands.append(("float", _unflatten_float(row, pairs, n, sigma), "entries are not rationals with small denominators"))
+            cands.append(("float", _unflatten_float(row, pairs, n, sigma), "entries do not round to rationals at float precision"))
         else:
             cands.append(("exact", _unflatten(q, pairs, sigma)))
     return cands, info
@@ -276,7 +356,8 @@ def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict
             bad.append(Candidate(c[1], c[2], kind))
             continue
         J = c[1]
-        bad_numeric = _numeric_precheck(loss, J)
+        # the exact route's candidates solve (E4) over QQ already: no float filter for them
+        bad_numeric = None if info.get("route") == "exact" else _numeric_precheck(loss, J)
         if bad_numeric is not None:
             dense = np.zeros((loss.n, loss.n))
             for (i, j), v in J.items():
@@ -300,11 +381,38 @@ def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict
     return _canonical(ok, loss.n, sigma), bad
 
 
-def _numeric_precheck(loss: Loss, J: dict[tuple[int, int], Fraction], points: int = 16) -> str | None:
-    """Cheap filter before the exact check: (E4) at random points, relative to the sizes.
+def _refine_unconfirmed(
+    loss: Loss, cl: CompiledLoss, em: ExactModel, mats: list[sp.Matrix], bad: list[Candidate], sigma: int,
+    rng: np.random.Generator, info: dict,
+) -> tuple[list[sp.Matrix], list[Candidate]]:
+    """Refine unconfirmed numeric candidates exactly or in high precision (no denominator
+    bound, see :mod:`._refine`), confirm what comes out, and merge it with ``mats``."""
+    n = loss.n
+    pairs = _pairs(n, sigma)
+    iu = np.triu_indices(n, 0 if sigma == 1 else 1)
+    vecs, rinfo = refine(loss, cl, np.array([c.matrix[iu] for c in bad]), pairs, sigma, rng)
+    info["refinement"] = rinfo
+    new, _ = _confirm_all(loss, em, [("exact", _unflatten(q, pairs, sigma)) for q in vecs], sigma, {}) if vecs else ([], [])
+    merged = _canonical([_as_entries(A) for A in [*mats, *new]], n, sigma)
+    left = len(mats) + len(bad) - len(merged)
+    why = rinfo.get("reason")
+    out = [Candidate(c.matrix, f"{c.reason}; refinement: {why}" if why else c.reason, c.kind) for c in bad]
+    return merged, out[: max(left, 0)]
 
-    A candidate with |gᵀJθ| > 1e-10 ‖g‖‖Jθ‖ somewhere is certainly not a generator, and the
-    exact check of a non-generator can be expensive (nothing cancels)."""
+
+def _as_entries(A: sp.Matrix) -> dict[tuple[int, int], Fraction]:
+    return {(int(i), int(j)): Fraction(int(v.p), int(v.q)) for (i, j), v in A.todok().items() if v != 0}
+
+
+def _numeric_precheck(loss: Loss, J: dict[tuple[int, int], Fraction], points: int = 16) -> str | None:
+    """Cheap filter before the exact check: (E4) at random points, relative to each term.
+
+    The residual gᵀJθ is compared with Σ_i |g_i (Jθ)_i|, the magnitude of its terms, after
+    each sample's g and Jθ are scaled by their largest entry (so nothing overflows, whatever
+    the degree of the loss). A true generator leaves only rounding error (~n·1e-16
+    relative); a candidate is rejected only when the residual exceeds 1e-6 of the terms at
+    some finite sample, far above rounding, since the exact check of a non-generator can be
+    expensive (nothing cancels). Samples with non-finite values say nothing and are skipped."""
     key = f"precheck_points_{points}"
     if key not in loss._cache:  # the same deterministic points for every candidate
         cl = compiled(loss)
@@ -315,10 +423,14 @@ def _numeric_precheck(loss: Loss, J: dict[tuple[int, int], Fraction], points: in
     v = np.zeros_like(th)
     for (i, j), q in J.items():
         v[:, i] += float(q) * th[:, j]
-    lhs = np.abs(np.sum(g * v, axis=1))
-    scale = np.linalg.norm(g, axis=1) * np.linalg.norm(v, axis=1)
-    # a true generator leaves only rounding error, ~1e-15 relative; 1e-10 is far above it
-    if np.any(lhs > 1e-10 * np.maximum(scale, 1e-300)):
-        worst = float(np.max(lhs / np.maximum(scale, 1e-300)))
-        return f"fails (E4) numerically at random points: max |gᵀJθ|/(‖g‖‖Jθ‖) = {worst:.2e}"
+    with np.errstate(all="ignore"):
+        gs = g / np.maximum(np.max(np.abs(g), axis=1, keepdims=True), 1e-300)
+        vs = v / np.maximum(np.max(np.abs(v), axis=1, keepdims=True), 1e-300)
+        terms = gs * vs
+        lhs = np.abs(np.sum(terms, axis=1))
+        scale = np.sum(np.abs(terms), axis=1)
+        rel = lhs / np.maximum(scale, 1e-300)
+    rel = rel[np.isfinite(rel) & (scale > 0)]
+    if rel.size and np.max(rel) > 1e-6:
+        return f"fails (E4) numerically at random points: max |gᵀJθ|/Σ|g_i(Jθ)_i| = {float(np.max(rel)):.2e}"
     return None

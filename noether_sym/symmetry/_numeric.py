@@ -82,12 +82,16 @@ def _gap_rank(s: np.ndarray, upper: float) -> tuple[int, float | None]:
     Returns (rank, gap). Values below ``upper`` are candidates for null; the split is put
     at the largest ratio s[i-1]/s[i] among them when that ratio is at least MIN_GAP,
     otherwise only values below NULL_FLOOR count as null (gap None: no clear cut).
+
+    A cut is only placed where the last kept value is at or above NULL_FLOOR: below it
+    everything is rounding noise, whose own "gaps" (exact zero columns give values like
+    1e-33 next to 1e-49) say nothing and must never outweigh the real gap above the noise.
     """
     if s.size == 0 or s[0] == 0:
         return 0, None
     rel = s / s[0]
     idx = np.nonzero(rel < upper)[0]
-    idx = idx[idx > 0]
+    idx = idx[(idx > 0) & (rel[np.maximum(idx - 1, 0)] >= NULL_FLOOR)]
     if idx.size:
         ratios = rel[idx - 1] / np.maximum(rel[idx], 1e-300)
         b = int(np.argmax(ratios))
@@ -285,6 +289,101 @@ def _polish_on_support(
     info["polished"] = True
     info["support"] = len(pairs)
     return new, info
+
+
+def _generic_points(cl: CompiledLoss, rng: np.random.Generator, points: int, p: int, pool: int = 64) -> list[np.ndarray]:
+    """``points`` random θ, the most generic of ``pool`` for a piecewise loss.
+
+    At a θ where some kink argument keeps one sign over all samples (a dead or an always
+    active ReLU unit, say) the loss is smooth across that kink and the gradient null space
+    holds extra local directions; for narrow networks such points are the rule, not the
+    exception. The candidates are ranked by how many kink arguments change sign over p
+    random samples (one batched forward pass)."""
+    # the forward pass also returns the gradients: pool x p x (n + kinks) floats, bounded
+    pool = min(pool, max(points, int(2**28 // (8 * p * (cl.n + cl.n_kinks + 1)))))
+    thetas = rng.standard_normal((pool if cl.n_kinks else points, cl.n))
+    if not cl.n_kinks or pool <= points:
+        return list(thetas[:points])
+    x = rng.standard_normal((1, p, cl.d))
+    with np.errstate(all="ignore"):
+        kinks = cl.value_grad(thetas[:, None, :], x)[2]  # (pool, p, kinks)
+    score = np.sum(np.any(kinks > 0, axis=1) & np.any(kinks < 0, axis=1), axis=-1)
+    return list(thetas[np.argsort(-score, kind="stable")[:points]])
+
+
+#: the completeness check's gradient matrix (p x n) and Gram matrix (n x n) may use this
+COMPLETENESS_MAX_BYTES = 1 * 2**30
+
+
+def gradient_null_completeness(
+    loss: Loss, cl: CompiledLoss, mats: list, rng: np.random.Generator, points: int = 4
+) -> dict[str, Any]:
+    """Whether the found generators explain the gradient null space at random points.
+
+    Every generator A gives a direction Aθ in the common null space N(θ) of the per-sample
+    gradients at θ (E4), so rank{Aθ} ≤ dim N(θ); a route that misses a generator whose
+    direction is independent of the others falls short at every θ. At up to ``points``
+    random θ (stopping at the first one where nothing is missing, so a point with dead units
+    or another non-generic null space does not count against the result) the dimension of
+    N(θ) from n + 16 gradients is compared with rank{Aθ} over ``mats`` (generators and
+    rotations, as sympy matrices or {(i, j): value} dicts). One-sided: ``complete`` False
+    means either a missed generator or null directions no linear symmetry explains (a
+    non-linear symmetry, say); True does not prove completeness (a missed generator whose
+    direction is a combination of the found ones' passes). Returns a dict with ``complete``
+    True, False, or None (not measured, with the reason in ``statement``)."""
+    n = loss.n
+    p = n + 16
+    need = 8 * (3 * p * n + 2 * n * n)
+    if need > COMPLETENESS_MAX_BYTES:
+        return {
+            "complete": None,
+            "statement": (
+                f"completeness not checked: measuring the gradient null space needs about "
+                f"{need / 2**30:.1f} GiB (limit {COMPLETENESS_MAX_BYTES / 2**30:.0f} GiB, "
+                "noether_sym.symmetry._numeric.COMPLETENESS_MAX_BYTES)"
+            ),
+        }
+    entries = [A.todok() if hasattr(A, "todok") else A for A in mats]
+    dims: list[int] = []
+    found: list[int] = []
+    for theta0 in _generic_points(cl, rng, points, p):
+        try:
+            _, _, G = _sample_rows(loss, cl, rng, theta0, p)
+        except _FallBack:
+            continue
+        G = G / np.linalg.norm(G, axis=1)[:, None]
+        if n <= 1000:
+            s = _svd(G, compute_uv=False)
+        else:  # Gram matrix: |eigenvalues| (rounding makes some null ones slightly negative)
+            s = np.sort(np.sqrt(np.abs(np.linalg.eigvalsh(G.T @ G))))[::-1]
+        s = np.concatenate([s, np.zeros(max(n - len(s), 0))])
+        rank, _ = _gap_rank(s, 1e-5)
+        dims.append(n - rank)
+        if entries:
+            D = np.zeros((len(entries), n))
+            for k, A in enumerate(entries):
+                for (i, j), v in A.items():
+                    D[k, int(i)] += float(v) * theta0[int(j)]
+            D = D / np.maximum(np.linalg.norm(D, axis=1)[:, None], 1e-300)
+            sd = _svd(D, compute_uv=False)
+            found.append(int(np.sum(sd > 1e-8 * max(sd[0], 1e-300))))
+        else:
+            found.append(0)
+        if found[-1] >= dims[-1]:
+            break
+    if not dims:
+        return {"complete": None, "statement": "completeness not checked: no base point with enough differentiable samples"}
+    complete = any(f >= d for f, d in zip(found, dims))
+    out: dict[str, Any] = {"complete": complete, "gradient_null_dims": dims, "found_directions": found}
+    if not complete:
+        out["statement"] = (
+            f"completeness check failed: the gradient null space has dimension {dims} at random points "
+            f"but the found generators and rotations explain only {found}; a generator may be missing "
+            "(or the rest comes from no linear symmetry: a non-linear one, or gradients degenerate at every "
+            "sampled point, as in narrow ReLU networks whose functional dimension is below n minus "
+            "the number of generators)"
+        )
+    return out
 
 
 def _svd(A: np.ndarray, full_matrices: bool = True, compute_uv: bool = True) -> Any:

@@ -14,8 +14,9 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._printing import MAX_MATRIX, _check_names, _latex, _rhs
+from .._printing import MAX_MATRIX, NotebookDisplay, _check_names, _latex, _rhs
 from ..loss._loss import Loss
+from ._laws import ConservationLaws, conservation_laws
 
 __all__ = ['Candidate', 'Symmetries']
 
@@ -31,7 +32,7 @@ class Candidate:
 
 
 @dataclass
-class Symmetries:
+class Symmetries(NotebookDisplay):
     """Exponential symmetries of a loss (the result of :func:`find_symmetries`).
 
     Attributes
@@ -54,6 +55,11 @@ class Symmetries:
         ``"indefinite"`` or ``"semidefinite"`` per generator (the dichotomy of §5).
     inertia
         (n_positive, n_negative, n_zero) eigenvalue counts per generator, exact.
+    n_conservation_laws
+        Number of independent conservation laws of gradient flow, quadratic or not:
+        n - dim Lie(V)(θ) at generic θ (Marcotte, Gribonval, Peyré 2023), computed on first
+        access by :func:`~noether_sym.conservation_laws` (details in ``conservation_laws``).
+        Never below ``n_independent_charges``; above it when some laws are not quadratic.
     unconfirmed
         Numeric candidates that failed exact confirmation, with the reason.
     certificate
@@ -71,6 +77,19 @@ class Symmetries:
     unconfirmed: list[Candidate] = field(default_factory=list)
     certificate: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    _laws: ConservationLaws | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def conservation_laws(self) -> ConservationLaws:
+        """The count of all conservation laws with its certificate (computed once, on first access)."""
+        if self._laws is None:
+            self._laws = conservation_laws(self.loss)
+        return self._laws
+
+    @property
+    def n_conservation_laws(self) -> int:
+        """Number of independent conservation laws of gradient flow (Lie-bracket rank)."""
+        return self.conservation_laws.n_laws
 
     def __len__(self) -> int:
         return len(self.generators)

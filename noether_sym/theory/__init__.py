@@ -7,8 +7,12 @@ Modules, in the order they build on each other:
 * ``_root`` -- the certified root λ* of a balance function;
 * ``_dynamics`` -- the drift of every charge, per step and in continuous time (E10)-(E12);
 * ``_equilibrium`` -- the equilibrium along one generator, ``noise_equilibrium`` (E13)-(E18);
+* ``_gradient_flow`` -- Φ(θ₀), the limit of gradient flow on the population loss, ``gradient_flow_limit``;
 * ``_joint`` -- the joint equilibrium of commuting generators, ``joint_equilibrium``;
 * ``_two_layer`` -- the GL(d) closed form for two-layer linear nets (E20)-(E21);
 * ``_predict`` -- ``predict_equilibrium``, the one dispatcher that picks among the three above;
-* ``_sharpness`` -- the Hessian trace along an orbit and at the equilibrium (E19).
+* ``_sharpness`` -- the Hessian trace along an orbit and at the equilibrium (E19);
+* ``_population`` -- L = E ℓ at a point: ∇L, H, Σ and ∇Tr(HΛ) (exact polynomial or data nodes);
+* ``_noether_flow`` -- ``noether_flow``, the slow flow (E22) on the minimum manifold and its
+  stationary state (fixed point, steady rotation, divergence).
 """

@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._printing import LINE_WIDTH, _latex, _rhs, _visible
+from .._printing import LINE_WIDTH, NotebookDisplay, _latex, _rhs, _visible
 from ..data._moments import moments
 from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
@@ -37,7 +37,7 @@ C_NEXT = sp.Symbol("C_{k+1}")
 
 
 @dataclass
-class ChargeDynamics:
+class ChargeDynamics(NotebookDisplay):
     """The charge of one generator and its laws of motion under SGD (E10)–(E12).
 
     Attributes

@@ -84,6 +84,12 @@ class Prediction:
     how: str
 
     @property
+    def start(self) -> Any:
+        """Φ(θ₀), the projection of the start on the minimum manifold the prediction is made
+        from (a GradientFlowLimit; None on the two-layer route without a loss)."""
+        return getattr(self.result, "start", None)
+
+    @property
     def finite(self) -> bool:
         """Whether θ* is a finite point (a balanced or weight-decay-restored equilibrium)."""
         if self.route == "joint":
@@ -142,7 +148,8 @@ def predict_equilibrium(
     if len(gens) == 1:
         eq = noise_equilibrium(loss, gens[0], theta, batch_size=batch_size, weight_decay=weight_decay, lr=lr,
                                discrete=discrete, check_symmetry=check_symmetry, values=values)
-        out = Prediction("single", eq, np.asarray(eq.theta, dtype=float), f"noise_equilibrium ({eq.kind}, {eq.method})")
+        out = Prediction("single", eq, np.asarray(eq.theta, dtype=float),
+                         f"noise_equilibrium ({eq.kind}, {eq.method})" + _from_start(eq.start))
         if finite and not out.finite:
             raise InvalidArgumentError(
                 f"the equilibrium along this generator is {eq.kind} (λ* = {eq.lam}): no finite prediction. "
@@ -162,10 +169,18 @@ def predict_equilibrium(
                     "(for a two-layer linear net, ns.two_layer_equilibrium (E21))"
                 )
     je = joint_equilibrium(loss, gens, theta, values=values)
-    out = Prediction("joint", je, np.asarray(je.theta, dtype=float), "joint_equilibrium (commuting generators)")
+    out = Prediction("joint", je, np.asarray(je.theta, dtype=float),
+                     "joint_equilibrium (commuting generators)" + _from_start(je.start))
     if finite and not out.finite:
         raise InvalidArgumentError(f"the joint equilibrium is {je.kind}: no finite prediction")
     return out
+
+
+def _from_start(start: Any) -> str:
+    """'' on the manifold, else how far gradient flow moved the start (THEORY §5)."""
+    if start is None or not start.moved:
+        return ""
+    return f"; from Φ(θ₀): gradient flow moved the start by {start.distance:.3g} to the minimum manifold"
 
 
 def _two_layer(model: TwoLayerModel, theta: Any) -> Prediction:

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._printing import _check_names, _latex, _num
+from .._printing import NotebookDisplay, _check_names, _latex, _num
 from ..compile._compiled import compiled
 from ..data._moments import expectation
 from ..data._sample import _value_map, make_sampler
@@ -39,7 +39,7 @@ __all__ = ['Sharpness', 'population_hessian', 'sharpness_along_orbit']
 
 
 @dataclass
-class Sharpness:
+class Sharpness(NotebookDisplay):
     """Hessian trace along the orbit, T(λ) = Σ_i e^{-2λa_i} h_i, h_i = Tr[P_i H(θ)] (E19).
 
     ``argmin`` is the flattest point of the orbit; ``change`` = T(λ*) − T(0) is the
@@ -152,7 +152,7 @@ def sharpness_along_orbit(
     else:
         lam_min = math.inf if pos else (-math.inf if neg else 0.0)
     if lam_star is None:
-        lam_star = noise_equilibrium(loss, Am, theta, check_symmetry=False, values=values).lam
+        lam_star = noise_equilibrium(loss, Am, theta, check_symmetry=False, values=values, project=False).lam
     T = lambda lam: float(sum(math.exp(-2 * lam * a) * h for a, h in zip(a_f, h_f)))  # noqa: E731
     T0 = T(0.0)
     Ts = T(lam_star) if math.isfinite(lam_star) else (math.inf if any(

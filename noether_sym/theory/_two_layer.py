@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError
-from .._printing import _check_names, _latex_matrix, _num
+from .._printing import NotebookDisplay, _check_names, _latex_matrix, _num
 
 __all__ = ['TwoLayerEquilibrium', 'geometric_mean', 'two_layer_equilibrium']
 
@@ -31,7 +31,7 @@ __all__ = ['TwoLayerEquilibrium', 'geometric_mean', 'two_layer_equilibrium']
 
 
 @dataclass
-class TwoLayerEquilibrium:
+class TwoLayerEquilibrium(NotebookDisplay):
     """θ* = (U P⁻¹, P W) on the GL(d) orbit of (U, W), P² = X = M_W⁻¹ # (c M_U) (E21)."""
 
     U: np.ndarray

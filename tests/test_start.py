@@ -1,0 +1,228 @@
+"""Predictions from starts off the minimum manifold: Φ(θ₀), degenerate generators, relaxation
+times, the η → 0 estimate from clean runs only, and bad input (THEORY §5, (E9), (E12), (E14)).
+
+Every expected number here is derived by hand in the test (closed forms on the minimum
+manifold, a hand-written Euler integration of gradient flow), never taken from the package.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.stats import Normal
+
+import noether_sym as ns
+from noether_sym.check._compare import Run, _extrapolate
+from noether_sym._errors import GradientFlowError, InvalidArgumentError, InvalidDataError, NoetherSymError
+
+u, w = sp.symbols("u w")
+t1, t2 = sp.symbols("t1 t2")
+x = Normal("x", 0, 1)
+eps = Normal("eps", 0, sp.Rational(1, 2))
+
+
+def _rescaling() -> ns.Loss:
+    return ns.Loss((u * w * x - (x + eps)) ** 2, params=[u, w])
+
+
+def _euler_flow(grad, th, dt=1e-3, steps=20_000):
+    """Independent gradient flow: explicit Euler on a hand-written ∇L."""
+    th = np.array(th, dtype=float)
+    for _ in range(steps):
+        th = th - dt * grad(th)
+    return th
+
+
+def test_flow_from_2_1_lands_on_uw_1_and_keeps_the_charge():
+    # L = (uw − 1)² + σ²: ∇L = 2(uw − 1)(w, u); the flow keeps u² − w² = 3 (E9), so
+    # Φ = the point of uw = 1 with u² − w² = 3: u² = (3 + √13)/2.
+    loss = _rescaling()
+    phi = ns.gradient_flow_limit(loss, {u: 2, w: 1})
+    u2 = (3 + math.sqrt(13)) / 2
+    assert phi.moved and phi.grad_norm <= 1e-9
+    assert phi.theta == pytest.approx([math.sqrt(u2), 1 / math.sqrt(u2)], abs=1e-9)
+    assert phi.theta[0] ** 2 - phi.theta[1] ** 2 == pytest.approx(3.0, abs=1e-8)  # (E9) to solver tolerance
+    assert phi.distance == pytest.approx(float(np.linalg.norm(phi.theta - [2, 1])))
+    euler = _euler_flow(lambda t: 2 * (t[0] * t[1] - 1) * np.array([t[1], t[0]]), [2, 1])
+    assert phi.theta == pytest.approx(euler, abs=1e-3)  # Euler's O(dt) error
+    assert phi.time > 0
+
+
+def test_start_on_the_manifold_is_unchanged():
+    phi = ns.gradient_flow_limit(_rescaling(), [2, 0.5])
+    assert not phi.moved and phi.distance == 0.0 and list(phi.theta) == [2.0, 0.5]
+
+
+def test_readme_example_predicts_u2_equal_1_from_2_1():
+    loss = _rescaling()
+    A = ns.find_symmetries(loss).generators[0]
+    eq = ns.noise_equilibrium(loss, A, {u: 2, w: 1})
+    # balance on uw = 1 with label noise independent of x: Tr Σ_u = Tr Σ_w, so u² = w² = 1
+    assert eq.kind == "balanced"
+    assert eq.theta == pytest.approx([1.0, 1.0], abs=1e-9)
+    assert eq.start is eq.projection and eq.start.moved
+    # the old orbit-of-θ₀ answer (u² = 2) is still available, and differs
+    old = ns.noise_equilibrium(loss, A, {u: 2, w: 1}, project=False)
+    assert old.theta[0] ** 2 == pytest.approx(2.0, abs=1e-9)
+
+
+def test_boost_loss_from_2_half_predicts_sqrt3_0():
+    # ℓ = (x(t₁² − t₂²) − 3x − ε)²: generator [[0, 1], [1, 0]] (a boost), charge 2t₁t₂.
+    # Minimum t₁² − t₂² = 3; Σ ∝ ∇f∇fᵀ with ∇f ∝ (t₁, −t₂); balance Tr[AΣ] ∝ −2t₁t₂ = 0: (√3, 0).
+    loss = ns.Loss((x * (t1**2 - t2**2) - 3 * x - eps) ** 2, params=[t1, t2])
+    gens = ns.find_symmetries(loss).generators
+    assert len(gens) == 1
+    eq = ns.noise_equilibrium(loss, gens[0], [2, sp.Rational(1, 2)])
+    assert eq.kind == "balanced"
+    assert eq.theta == pytest.approx([math.sqrt(3), 0.0], abs=1e-9)
+    # gradient flow keeps the charge 2t₁t₂ = 2 (E9)
+    assert 2 * eq.start.theta[0] * eq.start.theta[1] == pytest.approx(2.0, abs=1e-8)
+
+
+def test_joint_equilibrium_projects_and_keeps_every_charge():
+    a, b, c = sp.symbols("a b c")
+    loss = ns.Loss((a * b * c * x - 2 * x - eps) ** 2, [a, b, c])
+    gens = ns.find_symmetries(loss).generators
+    th0 = np.array([1.0, 1.5, 2.0])  # abc = 3, off the minimum abc = 2
+    je = ns.joint_equilibrium(loss, gens, th0)
+    assert je.start.moved and je.start.grad_norm <= 1e-9
+    for A in gens:
+        An = np.array(A.tolist(), dtype=float)
+        assert je.start.theta @ An @ je.start.theta == pytest.approx(th0 @ An @ th0, abs=1e-8)
+    # on abc = 2 with label noise: balance |a| = |b| = |c| = 2^{1/3}
+    assert np.abs(je.theta) == pytest.approx([2 ** (1 / 3)] * 3, abs=1e-8)
+    assert math.isfinite(je.relaxation_steps(0.01, 1)) and je.relaxation_steps(0.01, 1) > 0
+
+
+def test_relaxation_steps_match_the_linearised_charge_flow():
+    # At the balance point (1, 1) of the rescaling loss: s₊ = s₋ = 4σ²·1 = 1, C' = 2(u² + w²) = 4,
+    # G' = −2(s₊ + s₋) = −4, so τ = C'/(η²/S·|G'|) = 1/η² steps.
+    loss = _rescaling()
+    eq = ns.noise_equilibrium(loss, sp.diag(1, -1), [1, 1])
+    assert eq.relaxation_steps(0.01, 1) == pytest.approx(1e4, rel=1e-9)
+    assert eq.relaxation_steps(0.01, 4) == pytest.approx(4e4, rel=1e-9)
+    with pytest.raises(InvalidArgumentError):
+        eq.relaxation_steps(0.0)
+
+
+def test_weight_decay_projection_uses_the_flow_of_L():
+    loss = _rescaling()
+    eq = ns.noise_equilibrium(loss, sp.diag(1, -1), [2, 1], weight_decay=1e-3, lr=0.01)
+    # Φ(θ₀) is the γ = 0 flow's end point (see the docstring): uw = 1 there
+    assert eq.start.theta[0] * eq.start.theta[1] == pytest.approx(1.0, abs=1e-9)
+
+
+# ---- bad input --------------------------------------------------------------------------
+
+
+def test_non_finite_start_is_an_error():
+    with pytest.raises(InvalidArgumentError, match="non-finite"):
+        ns.noise_equilibrium(_rescaling(), sp.diag(1, -1), [np.nan, 1.0])
+    with pytest.raises(InvalidArgumentError, match="non-finite"):
+        ns.gradient_flow_limit(_rescaling(), [np.inf, 1.0])
+
+
+def test_loss_whose_gradient_flow_diverges_is_an_error():
+    # L = −(uw)² E[x²]: unbounded below, the flow runs away (finite-time blow-up)
+    loss = ns.Loss(-(u * w * x) ** 2, [u, w])
+    with pytest.raises(GradientFlowError, match="diverges"):
+        ns.gradient_flow_limit(loss, [1.0, 0.5])
+    with pytest.raises(GradientFlowError):
+        ns.noise_equilibrium(loss, sp.diag(1, -1), [1.0, 0.5])
+
+
+def test_loss_without_a_minimum_in_reach_is_an_error():
+    # L = (u + w)·E[x²] + (u − w)² ... linear descent along u + w: never settles
+    loss = ns.Loss((u + w) * x**2 + (u - w) ** 2, [u, w])
+    with pytest.raises(GradientFlowError):
+        ns.gradient_flow_limit(loss, [0.0, 0.0], max_time=1e3)
+
+
+def test_loss_without_a_data_model_is_an_error():
+    z = sp.Symbol("z")  # declared data, but no distribution and no dataset: no moments
+    loss = ns.Loss((u * w * z - z) ** 2, [u, w], data=[z])
+    with pytest.raises(NoetherSymError, match="data|distribution"):
+        ns.noise_equilibrium(loss, sp.diag(1, -1), [2, 1])
+    with pytest.raises(NoetherSymError, match="data|distribution"):
+        ns.gradient_flow_limit(loss, [2, 1])
+
+
+# ---- degenerate generators ----------------------------------------------------------------
+
+
+def test_noise_below_monte_carlo_accuracy_is_degenerate():
+    # x ~ U(−1, 1), unit relu(a x + c) active with probability 0.0025: with 2,000 draws about 5
+    # samples carry its noise, s ≈ 2 s.e. on each side of the rescaling generator: the balance
+    # cannot be resolved, so the answer is "degenerate" with the reason -- for every seed
+    from sympy.stats import Uniform
+
+    a, c, v = sp.symbols("a c v")
+    xu = Uniform("xu", -1, 1)
+    loss = ns.Loss((v * sp.Max(0, a * xu + c) - eps) ** 2, [a, c, v])
+    for seed in (0, 1, 2):
+        eq = ns.noise_equilibrium(loss, sp.diag(1, 1, -1), [1.0, -0.995, 0.5], n_samples=2000, project=False,
+                                  seed=seed)
+        assert eq.kind == "degenerate"
+        assert "below the accuracy" in eq.method
+
+
+def test_nearly_dead_unit_with_deterministic_moments_reports_its_time_scale():
+    # Gaussian data: deterministic moments resolve the tiny noise (active with probability
+    # Φ(−4) ≈ 3e-5), so λ* exists; its relaxation time says SGD will not get there in practice
+    a, c, v = sp.symbols("a c v")
+    loss = ns.Loss((v * sp.Max(0, a * x + c) - eps) ** 2, [a, c, v])
+    eq = ns.noise_equilibrium(loss, sp.diag(1, 1, -1), [1.0, -4.0, 0.5], project=False)
+    if eq.kind == "balanced":
+        assert eq.relaxation_steps(0.01, 1) > 1e8
+    else:
+        assert eq.kind == "degenerate"
+
+
+# ---- the η → 0 estimate uses clean runs only ------------------------------------------------
+
+
+def _run(lr: float, value: float, diverged: int = 0, outliers: int = 0) -> Run:
+    z = np.zeros((2, 1))
+    return Run(lr, 100, np.array([value]), np.array([0.01]), 100, diverged, 0.0, np.arange(2), z, z, None, None,
+               outliers)
+
+
+def test_extrapolation_uses_clean_runs_and_refuses_below_two():
+    # values on the line m = 1 + 3η
+    clean = [_run(0.01, 1.03), _run(0.02, 1.06), _run(0.04, 1.12)]
+    ext = _extrapolate(clean, True, "auto")
+    assert ext.order == "linear" and ext.estimate[0] == pytest.approx(1.0) and ext.lrs == [0.01, 0.02, 0.04]
+    bad4 = clean[:2] + [_run(0.04, 5.0, diverged=34)]
+    ext = _extrapolate(bad4, True, "auto")
+    assert ext.order == "two-point" and ext.lrs == [0.01, 0.02] and ext.estimate[0] == pytest.approx(1.0)
+    bad2 = [clean[0], _run(0.02, 9.0, outliers=3), clean[2]]
+    ext = _extrapolate(bad2, True, "quadratic")  # a named rule that needs the bad run falls back
+    assert ext.order == "two-point" and ext.lrs == [0.01, 0.04] and ext.estimate[0] == pytest.approx(1.0)
+    assert ext.notes
+    ext = _extrapolate([clean[0], _run(0.02, 9.0, diverged=1), _run(0.04, 9.0, diverged=1)], True, "auto")
+    assert ext.order == "none" and ext.estimate is None and "fewer than two clean runs" in ext.refusal
+
+
+def test_compare_refusal_is_explicit():
+    loss = _rescaling()
+    cmp = ns.compare(loss, [1, 1], lr=0.12, batch_size=1, steps=3200, replicas=16, observables={"u^2": u**2},
+                     records=100, seed=0)
+    if cmp.richardson is None:  # at 2η = 0.24 and 4η = 0.48 replicas diverge: no η → 0 estimate
+        assert cmp.refusal and any("no η → 0 estimate" in m for m in cmp.warnings)
+        with pytest.raises(InvalidArgumentError, match="no η → 0 estimate"):
+            cmp.within(0.1, "richardson")
+    else:  # the estimate may only come from clean runs
+        assert all(r.n_diverged == 0 and r.outliers == 0 for r in cmp.runs if r.lr in cmp.richardson_lrs)
+
+
+def test_compare_warns_about_runs_shorter_than_the_relaxation_time():
+    loss = _rescaling()
+    cmp = ns.compare(loss, [2, 1], lr=0.01, batch_size=1, steps=400, replicas=8, observables={"u^2": u**2},
+                     records=20, richardson=False)
+    assert cmp.relaxation_steps == pytest.approx(1e4, rel=1e-6)  # 1/η² at the balance point (1, 1)
+    assert any("relaxation times" in m for m in cmp.warnings)
+    assert cmp.projection is not None and cmp.projection.moved
+    assert cmp.predicted[0] == pytest.approx(1.0, abs=1e-9)
