@@ -394,3 +394,36 @@ def test_discrete_equilibrium_on_a_dataset_samples_like_simulate():
     M = np.outer(g, g) + np.array(at.covariance.tolist(), dtype=float) / S
     noise = {float(a): float(s) for a, s in zip(eq.eigenvalues, eq.noise)}
     np.testing.assert_allclose([noise[1.0], noise[-1.0]], [M[0, 0], M[1, 1]], rtol=1e-12)
+
+
+def _singular_pair(seed):
+    rng = np.random.default_rng(seed)
+    d = 3 + seed % 2  # d > n = m = 2: M_W and M_U are both singular
+    W = rng.standard_normal((d, 2))
+    U = rng.standard_normal((2, d))
+    return U, W, np.diag(rng.uniform(0.5, 2, 2)), np.diag(rng.uniform(0.5, 2, 2))
+
+
+def test_two_layer_equilibrium_refuses_when_both_covariances_are_singular():
+    """d > n = m: M_W = WΣ_xWᵀ and M_U = UᵀΣ_εU are both singular and an invertible X keeps
+    ranks, so the balance X M_W X = c M_U can have no SPD solution. Seed 8 is such a case (the
+    old code raised numpy's LinAlgError there): a named refusal, never a raw error or wrong X."""
+    with pytest.raises(ns.CertificationError, match="no SPD solution"):
+        ns.two_layer_equilibrium(*_singular_pair(8))
+
+
+def test_two_layer_equilibrium_answers_only_with_a_solution():
+    """Over many singular cases every answer solves the balance (checked here, independently,
+    from the returned X) and every other case is a refusal; tolerance 1e-3 relative."""
+    answered = 0
+    for seed in range(40):
+        U, W, Sx, Se = _singular_pair(seed)
+        try:
+            eq = ns.two_layer_equilibrium(U, W, Sx, Se)
+        except ns.CertificationError:
+            continue
+        answered += 1
+        c = np.trace(Sx) / np.trace(Se)
+        MW, MU = W @ Sx @ W.T, U.T @ Se @ U
+        assert np.linalg.norm(eq.X @ MW @ eq.X - c * MU) <= 1e-3 * np.linalg.norm(c * MU), seed
+    assert answered > 20  # the closed form still answers where a solution exists

@@ -76,3 +76,18 @@ def test_bad_points_argument():
     u, w, x = sp.symbols("u w x")
     with pytest.raises(ns.InvalidArgumentError, match="points"):
         ns.conservation_laws(ns.Loss((u * w * x - x) ** 2, params=[u, w], data=[x]), points=0)
+
+
+def test_disagreeing_ranks_are_refused_not_counted(monkeypatch):
+    """A rank that differs between random points is a numerical failure (the Lie algebra has
+    one generic dimension): the count must be refused, never reported from one of them."""
+    import noether_sym as ns
+    from noether_sym.symmetry import _laws
+
+    calls = iter([5, 6, 5, 6])
+    monkeypatch.setattr(_laws, "_lie_rank", lambda *a, **k: (next(calls), 1, 1e3, False))
+    u, w = sp.symbols("u w")
+    x = sp.Symbol("x")
+    loss = ns.Loss((u * w * x - x) ** 2, params=[u, w], data={x: np.linspace(-1, 1, 5)})
+    with pytest.raises(ns.CertificationError, match="not certified"):
+        _laws.conservation_laws(loss)

@@ -37,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import UnsupportedExpressionError
+from .._errors import CertificationError, UnsupportedExpressionError
 from .._validate import Integer, Seed, validate
 from ..compile._compiled import CompiledLoss, compiled
 from ..loss._loss import Loss, as_loss
@@ -133,7 +133,16 @@ def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3) -> Conserva
         capped = capped or hit
     if not ranks:
         raise UnsupportedExpressionError("no random point θ where the gradient fields are defined; check the loss's domain")
-    rank = max(ranks)
+    if len(set(ranks)) > 1:
+        # the Lie algebra's dimension is the same at every generic point: disagreeing ranks
+        # mean the numerical rank cut is not reliable here, so no count is given (a count
+        # from the largest rank was measured to be wrong on deep ReLU networks)
+        raise CertificationError(
+            f"the conservation-law count is not certified: the Lie-algebra rank differs between random "
+            f"points ({', '.join(map(str, ranks))}), so the numerical rank cut is unreliable for this loss; "
+            "the count of quadratic laws is n_independent_charges"
+        )
+    rank = ranks[0]
     cert = {
         "samples": int(len(xs)),
         "rank_tolerance": RANK_TOL,

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import InvalidArgumentError
+from .._errors import CertificationError, InvalidArgumentError
 from .._printing import NotebookDisplay, _check_names, _latex_matrix, _num
 
 __all__ = ['TwoLayerEquilibrium', 'geometric_mean', 'two_layer_equilibrium']
@@ -49,6 +49,10 @@ class TwoLayerEquilibrium(NotebookDisplay):
 
     def _latex_(self, names: Mapping[Any, str] | None) -> str:
         return two_layer_latex(self, names)
+
+
+#: largest relative residual of X M_W X = c M_U accepted as a solution of (E21)
+MAX_RESIDUAL = 1e-3
 
 
 def _spd_sqrt(M: np.ndarray) -> np.ndarray:
@@ -120,11 +124,24 @@ def two_layer_equilibrium(U: Any, W: Any, Sigma_x: Any, Sigma_eps: Any, *, rtol:
                 break  # conditioning takes over below this ε
         X = best[1]
     X = (X + X.T) / 2
-    P = _spd_sqrt(X)
-    Pinv = np.linalg.inv(P)
-    Us, Ws = U @ Pinv, P @ W
+    try:
+        P = _spd_sqrt(X)
+        Pinv = np.linalg.inv(P)
+    except np.linalg.LinAlgError:
+        P = Pinv = None
     lhs = X @ MW @ X
     residual = float(np.linalg.norm(lhs - c * MU) / max(np.linalg.norm(c * MU), 1e-300))
+    if Pinv is None or not np.isfinite(residual) or residual > MAX_RESIDUAL:
+        # never a confident wrong answer: with M_W and M_U both singular the balance equation
+        # can have no SPD solution on this orbit (an invertible X keeps the rank of M_W)
+        raise CertificationError(
+            f"(E21) has no SPD solution on this orbit to accuracy: relative residual of "
+            f"X M_W X = c M_U is {residual:.3g} (limit {MAX_RESIDUAL:g}); M_W has rank "
+            f"{int(np.sum(wW > rtol * max(wW.max(), 1e-300)))} and M_U rank "
+            f"{int(np.sum(wU > rtol * max(wU.max(), 1e-300)))} of {d}. The closed form needs both of "
+            "full rank or a balanced pair of ranges; use ns.noether_flow for this start"
+        )
+    Us, Ws = U @ Pinv, P @ W
     bal = np.trace(Sx) * Us.T @ Se @ Us - np.trace(Se) * Ws @ Sx @ Ws.T
     bscale = max(np.linalg.norm(np.trace(Sx) * Us.T @ Se @ Us), 1e-300)
     return TwoLayerEquilibrium(
