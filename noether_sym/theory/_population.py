@@ -79,12 +79,21 @@ class DataNodes:
     n_base: int = 0  # Monte Carlo: independent base samples (for standard errors)
 
 
-def _gauss_rule(X: Any, q: int, vals: Mapping) -> tuple[np.ndarray, np.ndarray] | None:
-    """Nodes and weights of a q-point rule exact for E[X^k], k ≤ 2q − 1 (None: no rule)."""
+def _law(X: Any, vals: Mapping) -> tuple[Any, list[float] | None]:
+    """A random symbol's distribution and its parameters as floats (None: symbolic ones left).
+
+    The arguments are sympy.stats distribution parameters, already SymPy objects, never user text."""
     dist = X.pspace.distribution
     try:
-        a = [float(sp.sympify(v).xreplace(vals)) for v in dist.args]
+        return dist, [float(sp.sympify(v).xreplace(vals)) for v in dist.args]
     except TypeError:
+        return dist, None
+
+
+def _gauss_rule(X: Any, q: int, vals: Mapping) -> tuple[np.ndarray, np.ndarray] | None:
+    """Nodes and weights of a q-point rule exact for E[X^k], k ≤ 2q − 1 (None: no rule)."""
+    dist, a = _law(X, vals)
+    if a is None:
         return None
     if isinstance(dist, NormalDistribution):
         z, w = np.polynomial.hermite_e.hermegauss(q)
@@ -101,10 +110,8 @@ def _gauss_rule(X: Any, q: int, vals: Mapping) -> tuple[np.ndarray, np.ndarray] 
 
 def _centre(X: Any, vals: Mapping) -> float | None:
     """Centre of symmetry of a random symbol's distribution (None: not symmetric / unknown)."""
-    dist = X.pspace.distribution
-    try:
-        a = [float(sp.sympify(v).xreplace(vals)) for v in dist.args]
-    except TypeError:
+    dist, a = _law(X, vals)
+    if a is None:
         return None
     if isinstance(dist, NormalDistribution):
         return a[0]
