@@ -112,7 +112,7 @@ class VerifyReport(NotebookDisplay):
         return sum(not c.passed for c in self.checks)
 
     def to_dict(self) -> dict[str, Any]:
-        """The document of shared/CONTRACT.md: ``{"checks": [...], "seconds": ...}`` (and more)."""
+        """The JSON document of ``noether-sym verify --json``: ``{"checks": [...], "seconds": ...}`` (and more)."""
         return {
             "checks": [c.to_dict() for c in self.checks],
             "seconds": round(self.seconds, 3),

@@ -1,6 +1,7 @@
 """Command line: ``noether-sym verify`` -- every theorem check on the catalog (the main job).
 
-Prints a table (or, with ``--json``, the document of shared/CONTRACT.md), writes a report
+Prints a table (or, with ``--json``, one JSON document ``{"checks": [...], "seconds": ...}``,
+see docs/cli.md), writes a report
 directory (report.md, results.json, one PNG per stochastic check, derivations.tex) and
 exits 0 when every check passed, 1 when one failed, 2 on bad usage.
 """

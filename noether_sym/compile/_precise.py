@@ -107,7 +107,7 @@ def _program(cl: CompiledLoss, mode: str, dps: int) -> Any:
             f"the loss's gradient code uses {what}, which the {mode} arithmetic cannot evaluate exactly"
         )
     ns: dict[str, Any] = {"_np": _Shim(mode), "_where": np.where, "_real": _real, "_C": consts}
-    exec(compile(source, "<noether_sym:precise>", "exec"), ns)  # noqa: S102 - generated code
+    exec(compile(source, "<noether_sym:precise>", "exec"), ns)  # noqa: S102 - compile_graph's own source, never user text
     cache[key] = ns["value_grad"]
     return cache[key]
 

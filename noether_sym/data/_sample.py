@@ -149,7 +149,7 @@ def _value_map(loss: Loss, values: Mapping | None) -> dict[sp.Basic, sp.Basic]:
     out: dict[sp.Basic, sp.Basic] = {}
     for c, v in loss.constants.items():
         if v is not None:
-            out[c] = sp.sympify(v)
+            out[c] = sp.sympify(v, strict=True)  # validated numbers; strict: a string is refused, never parsed
     for k, v in (values or {}).items():
         if not isinstance(k, sp.Symbol):
             raise InvalidArgumentError(f"values must map SymPy symbols to numbers; got key {k!r}")

@@ -64,7 +64,7 @@ def _reduce(expr: Any, how: str) -> Any:
     if how == "expand_log":  # logarithms of positive symbols: log(ab) -> log a + log b
         return sp.cancel(sp.together(sp.expand(sp.expand_log(sp.expand(expr), force=True))))
     if how == "doit":
-        return sp.expand(sp.sympify(expr).doit())
+        return sp.expand(sp.sympify(expr, strict=True).doit())
     if how == "sums":
         return _combine_sums(expr)
     if how == "matexpr":  # matrix expressions in symbolic dimension (MatrixSymbol)
@@ -197,7 +197,7 @@ def zero(lhs: Any, rhs: Any = 0, *, reduce: str = "expand", label: str = "") -> 
         right = rhs() if callable(rhs) and not isinstance(rhs, sp.Basic) else rhs
         if isinstance(left, (sp.MatrixBase, sp.MatrixExpr)) or isinstance(right, (sp.MatrixBase, sp.MatrixExpr)):
             return left if (not isinstance(right, (sp.MatrixBase, sp.MatrixExpr)) and right == 0) else left - right
-        return sp.sympify(left) - sp.sympify(right)
+        return sp.sympify(left, strict=True) - sp.sympify(right, strict=True)  # proof-file objects; text refused
 
     return ProofCheck("zero", build, reduce, label)
 

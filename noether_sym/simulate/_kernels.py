@@ -297,7 +297,7 @@ class _MeanGradKernel:
                 raise InvalidArgumentError(
                     f"optimizer='gd' on random-symbol data needs the exact mean gradient E[g]: {exc}"
                 ) from None
-            entries = [sp.sympify(e) for e in mom.mean_grad]
+            entries = list(mom.mean_grad)  # SymPy expressions from the exact moments, never text
             stray = sorted({str(s) for e in entries for s in e.free_symbols} - {str(p) for p in loss.params})
             if stray:
                 raise InvalidArgumentError(

@@ -46,7 +46,7 @@ from .._errors import UnsupportedExpressionError
 from ..compile._compiled import CompiledLoss
 from ..loss._loss import Loss
 from ._canonical import _numeric_rref, _round_rational
-from ._numeric import _gap_rank, _null_from_svd, _sample_rows
+from ._numeric import _null_from_svd, _sample_rows, gradient_null_completeness
 
 __all__ = ["has_matrix_blocks", "BLOCK_MAX_UNKNOWNS", "BLOCK_MAX_BYTES", "block_memory_estimate", "block_completeness"]
 
@@ -58,8 +58,6 @@ BLOCK_MAX_UNKNOWNS = 6_000
 BLOCK_MAX_BYTES = 4 * 2**30
 #: memory one chunk of sample points may use (θ, x and the gradients)
 _CHUNK_BYTES = 256 * 2**20
-#: the completeness certificate's gradient matrix (p x n) and Gram matrix (n x n) may use this
-CERTIFICATE_MAX_BYTES = 1 * 2**30
 
 
 @dataclass
@@ -302,51 +300,13 @@ def check_block_memory(loss: Loss, nu: int | None = None) -> None:
 def block_completeness(
     loss: Loss, cl: CompiledLoss, generators: list, rotations: list, rng: np.random.Generator, points: int = 2
 ) -> dict[str, Any]:
-    """Completeness certificate of the blocks route (module docstring).
-
-    At ``points`` random θ: the dimension of the common null space of n + 16 per-sample
-    gradients, against the rank of {Aθ} over the found generators and rotations. Returns a
-    dict with ``"complete"`` True, False, or None (not measured, with the reason)."""
-    n = loss.n
-    p = n + 16
-    need = 8 * (3 * p * n + 2 * n * n)
-    if need > CERTIFICATE_MAX_BYTES:
-        return {
-            "complete": None,
-            "statement": (
-                f"completeness not certified: measuring the gradient null space needs about "
-                f"{need / 2**30:.1f} GiB (limit {CERTIFICATE_MAX_BYTES / 2**30:.0f} GiB); symmetries outside "
-                "the row/column ansatz of the parameter blocks would be missed -- run "
-                "route='structured' or 'dense' on a smaller instance to check"
-            ),
-        }
-    mats = [A.todok() if hasattr(A, "todok") else A for A in (*generators, *rotations)]
-    dims, found = [], []
-    for _ in range(points):
-        theta0 = rng.standard_normal(n)
-        _, _, G = _sample_rows(loss, cl, rng, theta0, p)
-        G = G / np.linalg.norm(G, axis=1)[:, None]
-        # |eigenvalues|: rounding makes some null ones slightly negative
-        s = np.sort(np.sqrt(np.abs(np.linalg.eigvalsh(G.T @ G))))[::-1]
-        rank, _ = _gap_rank(s, 1e-5)
-        dims.append(n - rank)
-        if mats:
-            D = np.zeros((len(mats), n))
-            for k, A in enumerate(mats):
-                for (i, j), v in A.items():
-                    D[k, i] += float(v) * theta0[j]
-            D = D / np.maximum(np.linalg.norm(D, axis=1)[:, None], 1e-300)
-            sd = np.linalg.svd(D, compute_uv=False)
-            found.append(int(np.sum(sd > 1e-8 * max(sd[0], 1e-300))))
-        else:
-            found.append(0)
-    complete = dims == found
-    out: dict[str, Any] = {"complete": complete, "gradient_null_dims": dims, "found_directions": found}
-    if not complete:
-        out["statement"] = (
-            f"completeness certificate failed: the gradient null space has dimension {dims} at random "
-            f"points but the found generators and rotations explain {found}; a symmetry outside the "
-            "row/column ansatz of the parameter blocks (or a non-linear one) may exist -- run "
-            "route='structured' or 'dense'"
+    """Completeness certificate of the blocks route: the finder's one completeness check
+    (:func:`._numeric.gradient_null_completeness`), with the blocks route's advice added when
+    it does not certify (a symmetry outside the row/column ansatz is then possible)."""
+    out = gradient_null_completeness(loss, cl, [*generators, *rotations], rng, points)
+    if out["complete"] is not True:
+        out["statement"] = out.get("statement", "completeness not certified") + (
+            "; a symmetry outside the row/column ansatz of the parameter blocks would be missed -- "
+            "run route='structured' or 'dense' (on a smaller instance if needed) to check"
         )
     return out

@@ -430,6 +430,6 @@ def _dual_program(cl: CompiledLoss) -> Any:
                 "NumPy code; write it with SymPy's elementary functions"
             )
         ns: dict[str, Any] = {"_np": _DualNumpy(), "_where": _where, "_real": lambda v: np.real(_primal(v))}
-        exec(compile(source, "<noether_sym:dual>", "exec"), ns)  # noqa: S102 - generated code
+        exec(compile(source, "<noether_sym:dual>", "exec"), ns)  # noqa: S102 - compile_graph's own source, never user text
         cache["f"] = ns["value_grad"]
     return cache["f"]

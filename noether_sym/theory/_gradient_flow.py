@@ -233,8 +233,11 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
 
 
 def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: float, max_time: float,
-               max_evals: int, rtol: float = 1e-11) -> tuple[np.ndarray, float, float, int]:
-    """LSODA on dθ/dt = −∇L in chunks of doubling length, until ‖∇L‖ ≤ tol."""
+               max_evals: int, rtol: float = 1e-11,
+               hessian: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, float, float, int]:
+    """LSODA on dθ/dt = −∇L in chunks of doubling length, until ‖∇L‖ ≤ tol. ``grad`` maps a
+    batch (k, n) to (k, n); ``hessian`` (one point -> n x n) is the solver's Jacobian when the
+    caller has it exactly, otherwise central differences of ``grad``."""
     bound = 1e6 * (1.0 + float(np.linalg.norm(th0)))
     count = [0]
 
@@ -245,6 +248,8 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
         return -grad(y[None, :])[0]
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
+        if hessian is not None:
+            return -hessian(y)
         count[0] += 2 * len(y)
         return -_hessian(grad, y)
 

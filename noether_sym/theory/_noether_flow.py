@@ -46,7 +46,6 @@ from scipy.linalg import eigh, expm
 
 from .._errors import (
     CertificationError,
-    GradientFlowError,
     InvalidArgumentError,
     NoetherSymError,
     NoiseAlongManifoldError,
@@ -55,6 +54,7 @@ from .._printing import NotebookDisplay
 from .._validate import Integer, Optional, Real, validate
 from ..loss._loss import Loss, as_loss
 from ..symmetry._finder import find_symmetries
+from ._gradient_flow import _integrate as _flow_to_minimum
 from ._population import Population, population
 
 __all__ = ["FlowDrift", "NoetherFlow", "noether_flow"]
@@ -351,35 +351,17 @@ class _FlowCore:
 
 
 def _gradient_flow(pop: Population, th0: np.ndarray, max_time: float = 1e6) -> np.ndarray:
-    """Φ(θ₀) on the population the flow uses: stiff gradient flow, then Newton polish."""
+    """Φ(θ₀) on the population the flow uses (its own data nodes, so the start lies on the
+    same manifold as the flow): the projection's integrator with this population's exact
+    Hessian as Jacobian, to a tolerance relative to the start's gradient and curvature."""
     g0 = float(np.linalg.norm(pop.grad(th0)))
     H0 = float(np.abs(_eigh(pop.hessian(th0))[0]).max())
-    tol = 1e-7 * max(g0, 1e-12 * max(H0, 1e-300) * max(1.0, float(np.linalg.norm(th0))))
-    if g0 <= 1e-12 * max(H0, 1e-300) * max(1.0, float(np.linalg.norm(th0))):
+    floor = 1e-12 * max(H0, 1e-300) * max(1.0, float(np.linalg.norm(th0)))
+    if g0 <= floor:
         return th0.copy()
-    bound = 1e6 * (1.0 + float(np.linalg.norm(th0)))
-
-    def settled(t: float, y: np.ndarray) -> float:
-        return float(np.linalg.norm(pop.grad(y))) - tol
-
-    def escaped(t: float, y: np.ndarray) -> float:
-        return bound - float(np.linalg.norm(y))
-
-    settled.terminal = escaped.terminal = True  # type: ignore[attr-defined]
-    sol = solve_ivp(lambda t, y: -pop.grad(y), (0.0, max_time), th0, method="LSODA", jac=lambda t, y: -pop.hessian(y),
-                    events=(settled, escaped), rtol=1e-9, atol=1e-12)
-    y = sol.y[:, -1]
-    if sol.t_events[1].size or not np.isfinite(y).all():
-        raise GradientFlowError(
-            f"gradient flow from θ₀ = {np.round(th0, 6).tolist()} diverges (‖θ‖ > {bound:.3g}): there is no minimum "
-            "manifold to flow on; start closer to a minimum"
-        )
-    if not sol.t_events[0].size:
-        raise GradientFlowError(
-            f"gradient flow from θ₀ = {np.round(th0, 6).tolist()} does not settle within t = {max_time:g} "
-            f"(‖∇L‖ = {np.linalg.norm(pop.grad(y)):.3g} at the end): no minimum to predict from; check the loss has "
-            "minima near the start"
-        )
+    tol = 1e-7 * max(g0, floor)
+    y, *_ = _flow_to_minimum(lambda Y: np.stack([pop.grad(t) for t in Y]), th0, tol, max_time, 200_000,
+                       rtol=1e-10, hessian=pop.hessian)
     return y
 
 
