@@ -1,53 +1,69 @@
-"""Benchmark: ns.simulate against hand-written batched NumPy SGD for the same model.
+"""Benchmark: ns.simulate (numba and NumPy backends) against hand-written NumPy, PyTorch and two floors.
 
-Two cases, each timed against a baseline run in the same process, interleaved, medians over
-``--repeats`` runs (replica-steps per second, ratio = ours / baseline, ≥ 0.8 is the target):
+Four cases, each timed in one process, interleaved, medians over ``--repeats`` runs
+(replica-steps per second; ratio = ours / baseline):
 
-(a) the rescaling model of THEORY §7.1, f = u (wᵀx), d = 3, x ~ N(0, diag(1, 4, 1/4)),
-    y = βᵀx + ε, σ² = 1/2; 1,000 replicas, batch 1, 20,000 steps, η = 0.01, from u = 2,
-    w = β/2. The loss is the symbolic Loss (random symbols), simulated through the compiled
-    gradient. Baseline: the closed-form gradient in NumPy.
-(b) the two-layer linear network 30-40-30 of the paper's figure 2 (x ~ N(0, I), y = x + ε,
-    ε ~ N(0, 0.5² I)); 64 replicas, batch 16, η = 0.01. ``ns.families.linear_net`` with its
-    matrix-form gradient (``loss.fast_grad``). Baselines: batched NumPy matmuls, and
-    PyTorch CPU (autograd on batched weights, if torch is installed).
+(a) rescaling: the model of THEORY §7.1, f = u (wᵀx), x ~ N(0, diag(1, 4, 1/4)),
+    y = βᵀx + ε, σ² = 1/2; 1,000 replicas, batch 1, η = 0.01 (a symbolic Loss).
+(b) boost: the user loss (x(t₁² − t₂²) − 3x − ε)², x ~ N(0, 1), ε ~ N(0, 1/2);
+    500 replicas, batch 1, η = 0.005, from t = (2, 1).
+(c) relu: ``ns.families.teacher_net([2, 16, 1], "relu", bias=True)`` (x ~ N(0, I),
+    y = x₀ + ε); 500 replicas, batch 1, η = 0.01.
+(d) 30-40-30: the catalog family ``matrix-factorization-30-40-30`` through its own data
+    model (random symbols x ~ N(0, I), y = x + ε); 64 replicas, batch 16, η = 0.002.
 
-Fairness: the NumPy baselines draw exactly the same random numbers as ns.simulate -- one
-``SeedSequence(seed).spawn(replicas)`` stream per replica, blocks of K steps per replica
-(K = ``block_steps``), the same draw calls (for (a) one ``rng.normal`` per data symbol, as
-``make_sampler`` does; for (b) one ``standard_normal`` per block) -- so they see the same
-data; the final parameters are compared. PyTorch draws from its own generator.
+Baselines, in the same process:
 
-Peak memory: ``tracemalloc`` peak of one shorter run of each (allocations made by NumPy),
+* hand-written NumPy: the same model's SGD written out with batched NumPy arrays (the
+  closed-form gradient, or batched matmuls for the networks), data drawn from NumPy's
+  Generator in blocks of steps (one call per block for all replicas, as one would write it);
+* PyTorch CPU for (d): batched ``bmm`` forward, autograd backward, data from torch's
+  generator (``--torch-threads``, default 1);
+* the random-number floor: drawing the same normals alone with NumPy's Generator, in the
+  same blocks;
+* the arithmetic floor: the case's floating-point operations (counted per replica-step
+  below) at the machine's measured matmul rate (float64 ``np.dot`` of 1000 x 1000 matrices).
+
+Compile time: kernels are compiled into a fresh cache directory (``NOETHER_SYM_CACHE``,
+a temporary directory unless ``--keep-cache``) and the first-call compile time of each is
+reported, then the time to load the compiled kernel from that disk cache in a new process.
+
+Peak memory: ``tracemalloc`` peak of one shorter run of each (allocations made through
+Python's allocator: NumPy arrays; the compiled kernel's per-replica scratch is a few KB)
 and the process's maximum resident set size at the end.
 
-Run:  python benchmarks/simulate.py [--repeats 3] [--steps-a 20000] [--steps-b 2000] [--json out.json]
+Run:  python benchmarks/simulate.py [--repeats 3] [--scale 1.0] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
+
+if __name__ == "__main__" and "--keep-cache" not in sys.argv:  # before noether_sym is imported: a fresh cache
+    os.environ["NOETHER_SYM_CACHE"] = tempfile.mkdtemp(prefix="ns_bench_cache_")
 
 import numpy as np
 import sympy as sp
 from sympy.stats import Normal
 
 import noether_sym as ns
-from noether_sym.simulate._run import block_steps, simulate
 
 BETA = np.array([1.0, -0.5, 2.0])
-STD_A = {"eps": np.sqrt(0.5), "x_0": 1.0, "x_1": 2.0, "x_2": 0.5}
+K_BLOCK = 256  # steps of data drawn per call by the hand-written baselines
 
 
 # ------------------------------------------------------------------------------------------
-# (a) rescaling model
+# the models
 # ------------------------------------------------------------------------------------------
 
 
@@ -60,28 +76,44 @@ def rescaling_loss() -> ns.Loss:
     return ns.Loss((u * sum(w[i] * xs[i] for i in range(3)) - y) ** 2, [u, w], name="rescaling 7.1")
 
 
-def theta0_a() -> np.ndarray:
-    return np.concatenate([[2.0], BETA / 2])
+def boost_loss() -> ns.Loss:
+    t1, t2 = sp.symbols("t1 t2")
+    x, eps = Normal("x", 0, 1), Normal("eps", 0, sp.sqrt(sp.Rational(1, 2)))
+    return ns.Loss((x * (t1**2 - t2**2) - 3 * x - eps) ** 2, [t1, t2], name="boost")
 
 
-def ours_a(loss: ns.Loss, R: int, steps: int, seed: int) -> np.ndarray:
-    return simulate(loss, theta0_a(), lr=0.01, batch_size=1, steps=steps, replicas=R, seed=seed).theta
+def relu_loss() -> ns.Loss:
+    return ns.families.teacher_net([2, 16, 1], "relu", bias=True)
 
 
-def baseline_a(R: int, steps: int, seed: int, lr: float = 0.01) -> np.ndarray:
-    """Hand-written batched SGD for ℓ = (u wᵀx − βᵀx − ε)², per-replica streams and blocks."""
-    K = block_steps(1, 4)
-    gens = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(R)]
-    stds = [STD_A[k] for k in ("eps", "x_0", "x_1", "x_2")]  # the data columns, in loss.x order
-    u = np.full(R, 2.0)
-    w = np.tile(BETA / 2, (R, 1))
-    blk = np.empty((K, R, 4))
+def mf_loss() -> ns.Loss:
+    return ns.families.build("matrix-factorization-30-40-30")
+
+
+def start(case: str, loss: ns.Loss) -> np.ndarray:
+    if case == "rescaling":
+        return np.concatenate([[2.0], BETA / 2])
+    if case == "boost":
+        return np.array([2.0, 1.0])
+    if case == "relu":
+        return np.random.default_rng(0).standard_normal(loss.n) * 0.5
+    return ns.families.get("matrix-factorization-30-40-30").theta0(loss)
+
+
+# ------------------------------------------------------------------------------------------
+# hand-written NumPy SGD of each model
+# ------------------------------------------------------------------------------------------
+
+
+def numpy_rescaling(R: int, B: int, steps: int, seed: int, lr: float, th0: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    stds = np.array([np.sqrt(0.5), 1.0, 2.0, 0.5])
+    u = np.full(R, th0[0])
+    w = np.tile(th0[1:], (R, 1))
     for k in range(steps):
-        if k % K == 0:
-            for i, g in enumerate(gens):
-                for j, s in enumerate(stds):
-                    blk[:, i, j] = g.normal(0.0, s, size=(K, 1))[:, 0]
-        z = blk[k % K]
+        if k % K_BLOCK == 0:
+            blk = rng.standard_normal((K_BLOCK, R, 4)) * stds
+        z = blk[k % K_BLOCK]
         x = z[:, 1:]
         wx = np.einsum("ri,ri->r", w, x)
         r = u * wx - (x @ BETA + z[:, 0])
@@ -92,85 +124,79 @@ def baseline_a(R: int, steps: int, seed: int, lr: float = 0.01) -> np.ndarray:
     return np.column_stack([u, w])
 
 
-# ------------------------------------------------------------------------------------------
-# (b) two-layer linear network 30-40-30
-# ------------------------------------------------------------------------------------------
-
-DIMS_B = (30, 40, 30)
-NOISE_B = 0.5
-
-
-class Teacher:
-    """x ~ N(0, I), y = x + σ ε: rows (x_0.., y_0..) of the catalog linear network."""
-
-    dataset_size = None
-
-    def __init__(self, d: int, noise: float) -> None:
-        self.k, self.d, self.noise = d, 2 * d, noise
-
-    def draw(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-        z = rng.standard_normal(tuple(shape) + (self.d,))
-        z[..., self.k :] *= self.noise
-        z[..., self.k :] += z[..., : self.k]
-        return z
-
-    def take(self, idx):  # pragma: no cover - not a dataset
-        raise NotImplementedError
-
-
-def theta0_b(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def numpy_boost(R: int, B: int, steps: int, seed: int, lr: float, th0: np.ndarray) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    d0, d1, d2 = DIMS_B
-    return rng.standard_normal((d1, d0)) / np.sqrt(d0), rng.standard_normal((d2, d1)) / np.sqrt(d1)
+    s = np.sqrt(0.5)
+    t1 = np.full(R, th0[0])
+    t2 = np.full(R, th0[1])
+    for k in range(steps):
+        if k % K_BLOCK == 0:
+            blk = rng.standard_normal((K_BLOCK, 2, R))
+        x, e = blk[k % K_BLOCK]
+        r2x = 2.0 * (x * (t1 * t1 - t2 * t2) - 3.0 * x - s * e) * x
+        t1, t2 = t1 - lr * 2.0 * r2x * t1, t2 + lr * 2.0 * r2x * t2
+    return np.column_stack([t1, t2])
 
 
-def ours_b(net: ns.Loss, R: int, B: int, steps: int, seed: int) -> np.ndarray:
-    W1, W2 = theta0_b()
-    th0 = np.concatenate([W1.ravel(), W2.ravel()])
-    return simulate(net, th0, lr=0.01, batch_size=B, steps=steps, replicas=R, seed=seed,
-                    sampler=Teacher(DIMS_B[0], NOISE_B)).theta
+def numpy_relu(R: int, B: int, steps: int, seed: int, lr: float, th0: np.ndarray) -> np.ndarray:
+    """ReLU 2-16-1 with hidden biases, batch 1, per-replica weights as batched arrays."""
+    rng = np.random.default_rng(seed)
+    s = np.sqrt(0.5)
+    W1 = np.tile(th0[:32].reshape(16, 2), (R, 1, 1))
+    b1 = np.tile(th0[32:48], (R, 1))
+    W2 = np.tile(th0[48:64], (R, 1))
+    for k in range(steps):
+        if k % K_BLOCK == 0:
+            blk = rng.standard_normal((K_BLOCK, R, 3))
+        z = blk[k % K_BLOCK]
+        x = z[:, :2]
+        y = x[:, 0] + s * z[:, 2]
+        pre = np.einsum("rij,rj->ri", W1, x) + b1
+        h = np.maximum(pre, 0.0)
+        d = 2.0 * (np.einsum("ri,ri->r", W2, h) - y)
+        gW2 = d[:, None] * h
+        dh = (d[:, None] * W2) * (pre > 0)
+        W1 -= lr * dh[:, :, None] * x[:, None, :]
+        b1 -= lr * dh
+        W2 -= lr * gW2
+    return np.concatenate([W1.reshape(R, -1), b1, W2], axis=1)
 
 
-def baseline_b(R: int, B: int, steps: int, seed: int, lr: float = 0.01) -> np.ndarray:
-    """Hand-written batched SGD with matmuls, per-replica streams and blocks."""
-    d0, d1, d2 = DIMS_B
-    K = block_steps(B, d0 + d2)
-    gens = [np.random.Generator(np.random.PCG64(s)) for s in np.random.SeedSequence(seed).spawn(R)]
-    W1, W2 = theta0_b()
-    A = np.tile(W1, (R, 1, 1))
-    U = np.tile(W2, (R, 1, 1))
-    blk = np.empty((K, R, B, d0 + d2))
+def numpy_mf(R: int, B: int, steps: int, seed: int, lr: float, th0: np.ndarray) -> np.ndarray:
+    """Linear 30-40-30, batched matmuls; x ~ N(0, I), y = x + ε, ε ~ N(0, I/2)."""
+    d0, d1, d2 = 30, 40, 30
+    rng = np.random.default_rng(seed)
+    s = np.sqrt(0.5)
+    A = np.tile(th0[: d1 * d0].reshape(d1, d0), (R, 1, 1))
+    U = np.tile(th0[d1 * d0 :].reshape(d2, d1), (R, 1, 1))
+    K = 16
     for k in range(steps):
         if k % K == 0:
-            for i, g in enumerate(gens):
-                z = g.standard_normal((K, B, d0 + d2))
-                z[..., d0:] *= NOISE_B
-                z[..., d0:] += z[..., :d0]
-                blk[:, i] = z
-        x = blk[k % K, :, :, :d0]
-        y = blk[k % K, :, :, d0:]
+            blk = rng.standard_normal((K, R, B, d0 + d2))
+        z = blk[k % K]
+        x = z[..., :d0]
+        y = x + s * z[..., d0:]
         h = x @ A.transpose(0, 2, 1)
         f = h @ U.transpose(0, 2, 1)
-        d = 2.0 * (f - y)
-        gU = d.transpose(0, 2, 1) @ h / B
-        gA = (d @ U).transpose(0, 2, 1) @ x / B
-        A = A - lr * gA
-        U = U - lr * gU
+        d = (2.0 / B) * (f - y)
+        gU = d.transpose(0, 2, 1) @ h
+        gA = (d @ U).transpose(0, 2, 1) @ x
+        A -= lr * gA
+        U -= lr * gU
     return np.concatenate([A.reshape(R, -1), U.reshape(R, -1)], axis=1)
 
 
-def torch_b(R: int, B: int, steps: int, seed: int, lr: float = 0.01):
-    """PyTorch CPU: autograd on batched weights (R, ., .); data from torch's generator."""
-    import torch  # noqa: PLC0415
+def torch_mf(R: int, B: int, steps: int, seed: int, lr: float, th0: np.ndarray) -> np.ndarray:
+    import torch
 
-    d0, d1, d2 = DIMS_B
-    W1, W2 = theta0_b()
+    d0, d1, d2 = 30, 40, 30
     g = torch.Generator().manual_seed(seed)
-    A = torch.tensor(np.tile(W1, (R, 1, 1)), dtype=torch.float64, requires_grad=True)
-    U = torch.tensor(np.tile(W2, (R, 1, 1)), dtype=torch.float64, requires_grad=True)
+    A = torch.tensor(np.tile(th0[: d1 * d0].reshape(d1, d0), (R, 1, 1)), dtype=torch.float64, requires_grad=True)
+    U = torch.tensor(np.tile(th0[d1 * d0 :].reshape(d2, d1), (R, 1, 1)), dtype=torch.float64, requires_grad=True)
+    s = float(np.sqrt(0.5))
     for _ in range(steps):
         x = torch.randn(R, B, d0, generator=g, dtype=torch.float64)
-        y = x + NOISE_B * torch.randn(R, B, d2, generator=g, dtype=torch.float64)
+        y = x + s * torch.randn(R, B, d2, generator=g, dtype=torch.float64)
         f = torch.bmm(torch.bmm(x, A.transpose(1, 2)), U.transpose(1, 2))
         loss = ((f - y) ** 2).sum(-1).mean(-1).sum()  # each replica: its batch-mean loss
         gA, gU = torch.autograd.grad(loss, (A, U))
@@ -180,122 +206,208 @@ def torch_b(R: int, B: int, steps: int, seed: int, lr: float = 0.01):
     return torch.cat([A.detach().reshape(R, -1), U.detach().reshape(R, -1)], 1).numpy()
 
 
+#: case -> (loss builder, hand-written baseline, replicas, batch, steps, lr, normals per
+#: sample, flops per replica-step (hand count: forward + backward + update))
+CASES = {
+    "rescaling": (rescaling_loss, numpy_rescaling, 1000, 1, 20_000, 0.01, 4, 40),
+    "boost": (boost_loss, numpy_boost, 500, 1, 20_000, 0.005, 2, 25),
+    "relu": (relu_loss, numpy_relu, 500, 1, 10_000, 0.01, 3, 6 * 64 + 2 * 64),
+    "30-40-30": (mf_loss, numpy_mf, 64, 16, 2_000, 0.002, 60, 16 * 6 * 2400 + 16 * 60 + 2 * 2400),
+}
+
+
+def statistic(case: str, th: np.ndarray) -> float:
+    """A model-level number both implementations should agree on (in distribution)."""
+    if case == "rescaling":
+        return float(np.mean(th[:, 0] ** 2))
+    if case == "boost":
+        return float(np.mean(th[:, 0] ** 2 - th[:, 1] ** 2))  # → 3 at the minimum manifold
+    return float(np.mean(np.sum(th * th, axis=1)))
+
+
+# ------------------------------------------------------------------------------------------
+# floors
+# ------------------------------------------------------------------------------------------
+
+
+def rng_floor(R: int, B: int, steps: int, normals: int, seed: int) -> float:
+    """Seconds to draw the run's normals alone with NumPy's Generator, in blocks of steps."""
+    rng = np.random.default_rng(seed)
+    K = max(1, min(K_BLOCK, (1 << 22) // max(1, R * B * normals)))
+    t = time.perf_counter()
+    for k in range(0, steps, K):
+        rng.standard_normal((min(K, steps - k), R, B, normals))
+    return time.perf_counter() - t
+
+
+def matmul_rate(size: int = 1000, repeats: int = 5) -> float:
+    """The machine's float64 matmul rate (flop/s), best of ``repeats``."""
+    a = np.random.default_rng(0).standard_normal((size, size))
+    b = a.T.copy()
+    np.dot(a, b)
+    best = np.inf
+    for _ in range(repeats):
+        t = time.perf_counter()
+        np.dot(a, b)
+        best = min(best, time.perf_counter() - t)
+    return 2.0 * size**3 / best
+
+
 # ------------------------------------------------------------------------------------------
 # harness
 # ------------------------------------------------------------------------------------------
 
 
-def timed(fn, *a):
+def timed(fn, *a, **kw):
     t = time.perf_counter()
-    out = fn(*a)
+    out = fn(*a, **kw)
     return time.perf_counter() - t, out
 
 
-def peak_bytes(fn, *a) -> int:
+def peak_mb(fn, *a, **kw) -> float:
     tracemalloc.start()
     try:
-        fn(*a)
-        return tracemalloc.get_traced_memory()[1]
+        fn(*a, **kw)
+        return tracemalloc.get_traced_memory()[1] / 2**20
     finally:
         tracemalloc.stop()
+
+
+def ours(loss, th0, R, B, steps, seed, lr, backend="numba"):
+    res = ns.simulate(loss, th0, lr=lr, batch_size=B, steps=steps, replicas=R, seed=seed, backend=backend)
+    assert res.settings["backend"] == backend, res.settings
+    return res.theta
+
+
+CACHE_PROBE = """
+import time, noether_sym as ns, sys
+sys.path.insert(0, {bench!r})
+from simulate import CASES
+t = time.perf_counter()
+loss = CASES[{case!r}][0]()
+built = time.perf_counter() - t
+from noether_sym.simulate._fused import fused_kernel
+k = fused_kernel(loss, None, "sample", None, None, CASES[{case!r}][3])
+print(k.compile_seconds)
+"""
+
+
+def cache_load_seconds(case: str) -> float:
+    """The kernel's first call in a new process that finds it in the disk cache."""
+    code = CACHE_PROBE.format(bench=os.path.dirname(os.path.abspath(__file__)), case=case)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--steps-a", type=int, default=20_000)
-    ap.add_argument("--replicas-a", type=int, default=1000)
-    ap.add_argument("--steps-b", type=int, default=2000)
-    ap.add_argument("--replicas-b", type=int, default=64)
-    ap.add_argument("--batch-b", type=int, default=16)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply every case's steps")
+    ap.add_argument("--cases", default=",".join(CASES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-torch", action="store_true")
-    ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1: on a shared "
-                    "2-core machine more threads contend and run many times slower)")
-    ap.add_argument("--json", default=None, help="also write the summary to this file")
+    ap.add_argument("--torch-threads", type=int, default=1, help="torch intra-op threads (default 1: on the shared "
+                    "2-core machine under load, 2 threads spin and ran 17x slower, 545 s against 33 s)")
+    ap.add_argument("--with-numpy-backend", action="store_true", help="also time ns.simulate(backend='numpy')")
+    ap.add_argument("--keep-cache", action="store_true", help="use the normal kernel cache (no compile timing)")
+    ap.add_argument("--json", default=None)
     args = ap.parse_args(argv)
+    cases = [c for c in args.cases.split(",") if c]
+    load0 = os.getloadavg()
 
-    t0 = time.perf_counter()
-    loss_a = rescaling_loss()
-    net = ns.families.linear_net(list(DIMS_B))
-    setup = time.perf_counter() - t0
-    # warm-up (compilation, caches), not timed
-    ours_a(loss_a, 4, 10, args.seed)
-    ours_b(net, 2, args.batch_b, 10, args.seed)
-    try:
-        if args.no_torch:
-            raise ImportError
-        import torch  # noqa: PLC0415
+    torch_threads = []
+    if not args.no_torch:
+        try:
+            import torch
 
-        torch.set_num_threads(args.torch_threads)
-        torch_b(2, args.batch_b, 10, args.seed)
-        torch_info = {"version": torch.__version__, "threads": torch.get_num_threads()}
-    except ImportError:
-        torch_info = None
+            torch_threads = [args.torch_threads]
+            torch_version = torch.__version__
+        except ImportError:
+            torch_version = None
+    else:
+        torch_version = None
 
-    Ra, Sa = args.replicas_a, args.steps_a
-    Rb, Bb, Sb = args.replicas_b, args.batch_b, args.steps_b
-    times: dict[str, list[float]] = {"a_ours": [], "a_numpy": [], "b_ours": [], "b_numpy": [], "b_torch": []}
-    checks: dict[str, float] = {}
+    setup: dict[str, dict[str, float]] = {}
+    models = {}
+    for c in cases:
+        build, _, R, B, steps, lr, _, _ = CASES[c]
+        t, loss = timed(build)
+        th0 = start(c, loss)
+        tc, _ = timed(ours, loss, th0, 2, B, 2, args.seed, lr)  # compile (fresh cache) + tiny run
+        kernel = [v for k, v in loss._cache.items() if isinstance(k, tuple) and k and k[0] == "fused_kernel"][0]
+        setup[c] = {"build_loss_s": t, "first_call_s": tc, "compile_s": kernel.compile_seconds}
+        ours(loss, th0, 2, B, 2, args.seed, lr, backend="numpy")
+        models[c] = (loss, th0)
+        print(f"{c}: compiled in {kernel.compile_seconds:.1f} s", file=sys.stderr, flush=True)
+    for c in cases:
+        setup[c]["cache_load_s"] = cache_load_seconds(c)
+
+    rate = matmul_rate()
+    times: dict[str, dict[str, list[float]]] = {c: {} for c in cases}
+    stats: dict[str, dict[str, float]] = {c: {} for c in cases}
     for rep in range(args.repeats):
-        dt, th_o = timed(ours_a, loss_a, Ra, Sa, args.seed)
-        times["a_ours"].append(dt)
-        dt, th_b = timed(baseline_a, Ra, Sa, args.seed)
-        times["a_numpy"].append(dt)
-        checks["a_max_abs_diff_theta"] = float(np.max(np.abs(th_o - th_b)))
-        checks["a_mean_u2_ours"] = float(np.mean(th_o[:, 0] ** 2))
-        dt, tb_o = timed(ours_b, net, Rb, Bb, Sb, args.seed)
-        times["b_ours"].append(dt)
-        dt, tb_b = timed(baseline_b, Rb, Bb, Sb, args.seed)
-        times["b_numpy"].append(dt)
-        checks["b_max_abs_diff_theta"] = float(np.max(np.abs(tb_o - tb_b)))
-        if torch_info is not None:
-            dt, _ = timed(torch_b, Rb, Bb, Sb, args.seed)
-            times["b_torch"].append(dt)
-        print(f"repeat {rep + 1}/{args.repeats}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times.items() if v),
-              file=sys.stderr, flush=True)
+        for c in cases:
+            _, base, R, B, steps, lr, normals, _ = CASES[c]
+            steps = max(1, int(steps * args.scale))
+            loss, th0 = models[c]
+            runs = {"ours": lambda: ours(loss, th0, R, B, steps, args.seed + rep, lr),
+                    "numpy": lambda: base(R, B, steps, args.seed + rep, lr, th0),
+                    "rng_floor": lambda: rng_floor(R, B, steps, normals, args.seed + rep)}
+            if args.with_numpy_backend:
+                runs["ours_numpy_backend"] = lambda: ours(loss, th0, R, B, steps, args.seed + rep, lr, "numpy")
+            if c == "30-40-30":
+                for nt in torch_threads:
+                    def run_torch(nt=nt):
+                        import torch
 
-    med = {k: statistics.median(v) for k, v in times.items() if v}
-    rate = {
-        "a_ours": Ra * Sa / med["a_ours"],
-        "a_numpy": Ra * Sa / med["a_numpy"],
-        "b_ours": Rb * Sb / med["b_ours"],
-        "b_numpy": Rb * Sb / med["b_numpy"],
-    }
-    if "b_torch" in med:
-        rate["b_torch"] = Rb * Sb / med["b_torch"]
-    short_a, short_b = max(1, Sa // 10), max(1, Sb // 10)
-    memory = {
-        "a_ours_tracemalloc_peak_MB": peak_bytes(ours_a, loss_a, Ra, short_a, args.seed) / 2**20,
-        "a_numpy_tracemalloc_peak_MB": peak_bytes(baseline_a, Ra, short_a, args.seed) / 2**20,
-        "b_ours_tracemalloc_peak_MB": peak_bytes(ours_b, net, Rb, Bb, short_b, args.seed) / 2**20,
-        "b_numpy_tracemalloc_peak_MB": peak_bytes(baseline_b, Rb, Bb, short_b, args.seed) / 2**20,
-        "process_max_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-    }
+                        torch.set_num_threads(nt)
+                        return torch_mf(R, B, steps, args.seed + rep, lr, th0)
+                    runs[f"torch_{nt}t"] = run_torch
+            for name, fn in runs.items():
+                dt, out = timed(fn)
+                times[c].setdefault(name, []).append(dt)
+                if isinstance(out, np.ndarray):
+                    stats[c][name] = statistic(c, out)
+            print(f"repeat {rep + 1} {c}: " + ", ".join(f"{k} {v[-1]:.2f}s" for k, v in times[c].items()),
+                  file=sys.stderr, flush=True)
+
     summary = {
-        "benchmark": "simulate",
-        "machine": {"python": platform.python_version(), "numpy": np.__version__, "processor": platform.processor(),
-                    "torch": torch_info},
-        "setup_seconds": setup,
-        "repeats": args.repeats,
-        "a": {
-            "case": "rescaling u(w.x), d=3 (THEORY 7.1)", "replicas": Ra, "batch": 1, "steps": Sa,
-            "seconds_median": {"ours": med["a_ours"], "numpy": med["a_numpy"]},
-            "replica_steps_per_s": {"ours": rate["a_ours"], "numpy": rate["a_numpy"]},
-            "ratio_ours_over_numpy": rate["a_ours"] / rate["a_numpy"],
-            "seconds_all": {"ours": times["a_ours"], "numpy": times["a_numpy"]},
-        },
-        "b": {
-            "case": "linear net 30-40-30 (paper fig. 2)", "replicas": Rb, "batch": Bb, "steps": Sb,
-            "seconds_median": {k[2:]: med[k] for k in ("b_ours", "b_numpy", "b_torch") if k in med},
-            "replica_steps_per_s": {k[2:]: rate[k] for k in ("b_ours", "b_numpy", "b_torch") if k in rate},
-            "ratio_ours_over_numpy": rate["b_ours"] / rate["b_numpy"],
-            "ratio_ours_over_torch": rate["b_ours"] / rate["b_torch"] if "b_torch" in rate else None,
-            "seconds_all": {k[2:]: times[k] for k in ("b_ours", "b_numpy", "b_torch") if times[k]},
-        },
-        "checks": checks,
-        "memory": memory,
+        "benchmark": "simulate", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
+                    "processor": platform.processor(), "torch": torch_version,
+                    "loadavg_start": load0, "loadavg_end": os.getloadavg()},
+        "matmul_gflops": rate / 1e9, "repeats": args.repeats, "cases": {},
     }
+    for c in cases:
+        _, base, R, B, steps, lr, normals, flops = CASES[c]
+        steps = max(1, int(steps * args.scale))
+        loss, th0 = models[c]
+        med = {k: statistics.median(v) for k, v in times[c].items()}
+        work = R * steps
+        torch_keys = [k for k in med if k.startswith("torch")]
+        best_torch = min((med[k] for k in torch_keys), default=None)
+        flop_floor = flops * work / rate
+        short = max(1, steps // 10)
+        entry = {
+            "replicas": R, "batch": B, "steps": steps, "lr": lr,
+            "seconds_median": med, "seconds_all": times[c],
+            "replica_steps_per_s": {k: work / v for k, v in med.items() if k != "rng_floor"},
+            "ratio_vs_numpy": med["numpy"] / med["ours"],
+            "ratio_vs_torch": None if best_torch is None else best_torch / med["ours"],
+            "rng_floor_s": med["rng_floor"], "ours_over_rng_floor": med["ours"] / med["rng_floor"],
+            "flop_floor_s": flop_floor, "ours_over_flop_floor": med["ours"] / flop_floor,
+            "statistic (last repeat)": stats[c],
+            "peak_MB": {"ours": peak_mb(ours, loss, th0, R, B, short, args.seed, lr),
+                        "numpy": peak_mb(base, R, B, short, args.seed, lr, th0)},
+            "setup": setup[c],
+        }
+        if c == "30-40-30" and torch_keys:
+            import torch
+
+            torch.set_num_threads(min(torch_threads, key=lambda nt: med[f"torch_{nt}t"]))
+            entry["peak_MB"]["torch"] = peak_mb(torch_mf, R, B, short, args.seed, lr, th0)
+        summary["cases"][c] = entry
+    summary["process_max_rss_MB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     text = json.dumps(summary, indent=2)
     print(text)
     if args.json:

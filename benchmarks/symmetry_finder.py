@@ -57,31 +57,42 @@ SCALE = [("linear", [30, 40, 30], False, 820, 820, 10), ("linear", [784, 64, 10]
 
 
 def scale_case(kind: str, dims: list[int], bias: bool) -> dict:
-    """One scale target in this process: build time, finder time, counts, peak memory."""
-    t0 = time.perf_counter()
+    """One scale target in this process: build time, finder time, counts, peak memory.
+
+    Wall times on the shared machine depend on its load, so the CPU time of this process
+    (all its threads) is recorded beside them, with the load average at the end."""
+    import os
+
+    t0, c0 = time.perf_counter(), time.process_time()
     loss = build(kind, dims, bias)
-    t_build = time.perf_counter() - t0
-    t0 = time.perf_counter()
+    t_build, c_build = time.perf_counter() - t0, time.process_time() - c0
+    t0, c0 = time.perf_counter(), time.process_time()
     sym = ns.find_symmetries(loss)
+    t_find, c_find = time.perf_counter() - t0, time.process_time() - c0
     return {"dims": dims, "kind": kind, "bias": bias, "n_params": loss.n, "build_seconds": t_build,
-            "find_seconds": time.perf_counter() - t0, "generators": sym.n_generators,
-            "independent_charges": sym.n_independent_charges, "route": sym.certificate["route"],
-            "completeness": sym.certificate.get("completeness"),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "find_seconds": t_find, "total_seconds": t_build + t_find,
+            "build_cpu_seconds": c_build, "find_cpu_seconds": c_find,
+            "generators": sym.n_generators, "rotations": len(sym.rotations),
+            "independent_charges": sym.n_independent_charges, "unconfirmed": len(sym.unconfirmed),
+            "route": sym.certificate["route"], "completeness": sym.certificate.get("completeness"),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "load_average": os.getloadavg()}
 
 
-def run_scale(limit_gib: float = 4.0, timeout: float = 900) -> list[dict]:
+def run_scale(limit_gib: float = 4.0, timeout: float = 900, only: str | None = None) -> list[dict]:
     """Each scale target in a subprocess capped at ``limit_gib`` of address space (so a
     failure is a MemoryError or a refusal, never the kernel's OOM killer)."""
     import subprocess
 
     out = []
     for kind, dims, bias, k, r, target in SCALE:
+        if only and "-".join(map(str, dims)) != only:
+            continue
         code = (f"import json, resource, sys; sys.path.insert(0, 'benchmarks'); "
                 f"resource.setrlimit(resource.RLIMIT_AS, ({int(limit_gib * 2**30)}, {int(limit_gib * 2**30)})); "
                 f"import symmetry_finder as b; print(json.dumps(b.scale_case({kind!r}, {dims}, {bias}), default=str))")
         try:
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+            proc = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=timeout)
             row = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.returncode == 0 else {
                 "dims": dims, "error": proc.stderr.strip().splitlines()[-1:]}
         except subprocess.TimeoutExpired:
@@ -100,9 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-baseline", action="store_true")
     ap.add_argument("--repeats", type=int, default=3, help="full passes; totals are medians over them")
     ap.add_argument("--scale", action="store_true", help="run only the scale targets (subprocesses, 4 GiB cap)")
+    ap.add_argument("--case", default=None, help="with --scale: one target by its widths, e.g. 30-40-30")
+    ap.add_argument("--timeout", type=float, default=900, help="with --scale: seconds per target")
     args = ap.parse_args(argv)
     if args.scale:
-        rows = run_scale()
+        rows = run_scale(timeout=args.timeout, only=args.case)
         if args.json:
             with open(args.json, "w") as fh:
                 json.dump(rows, fh, indent=1)

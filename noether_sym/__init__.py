@@ -16,6 +16,7 @@ from ._errors import (
 from ._errors import (
     InvalidArgumentError as InvalidArgumentError,
 )
+from ._errors import LocalSymmetryError as LocalSymmetryError
 from ._errors import NoiseAlongManifoldError as NoiseAlongManifoldError
 from ._errors import (
     InvalidDataError as InvalidDataError,
@@ -65,6 +66,7 @@ from .data._moments import compiled_moments as compiled_moments
 from .data._moments import expectation as expectation
 from .data._moments import moments as moments
 from .data._piecewise import ConeMoments as ConeMoments
+from .data._piecewise import cone_derivatives as cone_derivatives
 from .data._piecewise import cone_hessian as cone_hessian
 from .data._piecewise import cone_moments as cone_moments
 from .data._sample import Sampler as Sampler
@@ -80,6 +82,7 @@ from .report._plot import plot_charges as plot_charges
 from .report._prove import Proof as Proof
 from .report._prove import ProofResult as ProofResult
 from .report._prove import run as prove
+from .simulate._fused import BackendFallbackWarning as BackendFallbackWarning
 from .simulate._result import SimulationResult as SimulationResult
 from .simulate._run import simulate as simulate
 from .simulate._schedule import Cosine as Cosine

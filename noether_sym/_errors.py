@@ -23,6 +23,7 @@ __all__ = [
     "CertificationError",
     "GradientFlowError",
     "NoiseAlongManifoldError",
+    "LocalSymmetryError",
 ]
 
 
@@ -95,3 +96,10 @@ class NoiseAlongManifoldError(NoetherSymError, ValueError):
     """The gradient noise has a component along the minimum manifold (P_T Σ ≠ 0): the
     per-sample losses are not invariant along it, SGD diffuses there, and the deterministic
     slow flow (E22) does not apply."""
+
+
+class LocalSymmetryError(NoetherSymError, ValueError):
+    """The minimum manifold has flat directions that no global symmetry explains (a local
+    symmetry, e.g. ReLU units sharing their activation pattern) and the noise drives SGD along
+    them: per-generator balance is not the stationary state; the slow flow (E22),
+    ``noether_flow``, is the prediction."""

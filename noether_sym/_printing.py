@@ -25,7 +25,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from html import escape
 from typing import Any
 
@@ -87,12 +90,69 @@ def _check_names(names: Any) -> Mapping[Any, str] | None:
     return names
 
 
+#: a fraction with more digits than this (numerator and denominator together) prints as a
+#: decimal with :data:`DECIMAL_DIGITS` significant digits (such fractions come from floats
+#: taken exactly, e.g. a start projected by gradient flow, and carry no more information)
+MAX_FRACTION_DIGITS = 24
+
+#: significant digits of a long fraction or a high-precision float in printed expressions
+DECIMAL_DIGITS = 15
+
+
+def _short_numbers(expr: Any) -> Any:
+    """``expr`` with long fractions and high-precision floats replaced by 15-digit floats."""
+    if not isinstance(expr, sp.Basic):
+        return expr
+    rep = {}
+    for r in expr.atoms(sp.Rational):
+        if len(str(abs(r.p))) + len(str(r.q)) > MAX_FRACTION_DIGITS:
+            rep[r] = sp.Float(r, DECIMAL_DIGITS)
+    for f in expr.atoms(sp.Float):
+        if f._prec > 53:
+            rep[f] = sp.Float(f, DECIMAL_DIGITS)
+    return expr.xreplace(rep) if rep else expr
+
+
 def _latex(expr: Any, names: Mapping[Any, str] | None = None) -> str:
-    return NoetherLatexPrinter(names).doprint(sp.sympify(expr))
+    return NoetherLatexPrinter(names).doprint(_short_numbers(sp.sympify(expr)))
 
 
-#: visible characters per displayed line before a long sum is broken
-LINE_WIDTH = 80
+#: visible characters per displayed line before a long sum is broken (an 11 pt page with
+#: 2.2 cm margins holds about 80 characters of math; the row's label takes the rest)
+LINE_WIDTH = 64
+
+#: at most this many terms are factored (sympy.factor) before printing: cheap below it
+FACTOR_MAX_TERMS = 24
+
+_ROW_LIMIT: ContextVar[int | None] = ContextVar("noether_sym_row_limit", default=None)
+
+
+@contextmanager
+def row_limit(rows: int | None) -> Iterator[None]:
+    """Within the block, :func:`_rhs` prints at most ``rows`` rows of a long sum and ends it
+    with a count of the terms left out (documents stay a few pages; the full expressions are
+    in the result objects and their JSON). ``None``: no limit."""
+    token = _ROW_LIMIT.set(rows)
+    try:
+        yield
+    finally:
+        _ROW_LIMIT.reset(token)
+
+
+def _factored(expr: sp.Expr) -> sp.Expr:
+    """``expr`` factored when that is cheap (a polynomial sum of at most
+    :data:`FACTOR_MAX_TERMS` terms) and gives a product of short factors, else ``expr``."""
+    if not isinstance(expr, sp.Add) or len(expr.args) > FACTOR_MAX_TERMS or not expr.is_polynomial():
+        return expr
+    if any(isinstance(a, sp.Float) for a in expr.atoms(sp.Number)):
+        return expr
+    f = sp.factor(expr)
+    if not isinstance(f, sp.Mul):
+        return expr
+    sums = [a for a in f.args if isinstance(a, sp.Add) or (isinstance(a, sp.Pow) and isinstance(a.base, sp.Add))]
+    if len(sums) < 2:  # only a numeric or monomial factor pulled out: the sum stays as long
+        return expr
+    return f
 
 
 def _visible(tex: str) -> int:
@@ -100,28 +160,99 @@ def _visible(tex: str) -> int:
     t = re.sub(r"\\(left|right|frac|mathrm|operatorname)", "", tex)
     t = re.sub(r"\\[A-Za-z]+", "x", t)
     t = re.sub(r"[{}^_ ]", "", t)
-    return len(t)
+    # a binary operator prints with space on both sides: about three characters wide
+    return len(t) + 2 * len(re.findall(r"[+\-=]", t))
 
 
 def _rhs(expr: Any, names: Mapping[Any, str] | None = None, width: int = LINE_WIDTH) -> str:
     """The right-hand side of an ``align*`` row; a long sum is broken after ``+``/``−`` into
     continuation rows ``&\\quad + ...`` so that it fits the page."""
-    expr = sp.sympify(expr)
+    expr = _short_numbers(sp.sympify(expr))
     printer = NoetherLatexPrinter(names)
     whole = printer.doprint(expr)
-    if not isinstance(expr, sp.Add) or _visible(whole) <= width:
+    if _visible(whole) <= width:
         return whole
+    if not isinstance(expr, sp.Add):
+        return " \\\\\n&\\quad ".join(_linear_rows(expr, printer, width, _ROW_LIMIT.get()))
+    f = _factored(expr)
+    if f is not expr and _visible(printer.doprint(f)) <= width:
+        return printer.doprint(f)
     rows, cur = [], ""
-    for k, term in enumerate(printer._as_ordered_terms(expr)):
+    terms = printer._as_ordered_terms(expr)
+    limit = _ROW_LIMIT.get()
+    for k, term in enumerate(terms):
         t = printer.doprint(term)
         piece = t if k == 0 else (f" - {t[1:].lstrip()}" if t.startswith("-") else f" + {t}")
         if cur and _visible(cur + piece) > width:
             rows.append(cur)
             cur = piece.lstrip()
+            if limit is not None and len(rows) >= limit:
+                rest = len(terms) - k
+                cur = f"+ \\dots \\quad \\text{{({rest} more of {len(terms)} terms)}}"
+                break
         else:
             cur += piece
     rows.append(cur)
+    if any(_visible(r) > width + 10 for r in rows):  # a term (or a product) wider than the page
+        rows = _linear_rows(expr, printer, width, limit)
     return " \\\\\n&\\quad ".join(rows)
+
+
+def _linear_tokens(e: sp.Basic, printer: NoetherLatexPrinter) -> list[str]:
+    """``e`` as a flat list of LaTeX pieces with a line-break opportunity between any two:
+    sums and products are spelled out, quotients as ``(…)^{-1}`` and brackets as unpaired
+    ``\\bigl(``/``\\bigr)``, so a row may end inside any bracket (short pieces print whole)."""
+    whole = printer.doprint(e)
+    if _visible(whole) <= 24 or not e.args:
+        return [whole]
+    if isinstance(e, sp.Add):
+        out: list[str] = []
+        for k, t in enumerate(printer._as_ordered_terms(e)):
+            toks = _linear_tokens(t, printer)
+            if k and toks[0].startswith("-"):
+                out += ["-", toks[0][1:].lstrip()] + toks[1:]
+            else:
+                out += (["+"] if k else []) + toks
+        return out
+    if isinstance(e, sp.Mul):
+        out = []
+        for k, f in enumerate(e.as_ordered_factors()):
+            toks = _linear_tokens(f, printer)
+            if isinstance(f, sp.Add):
+                toks = [r"\bigl("] + toks + [r"\bigr)"]
+            out += ([r"\cdot"] if k else []) + toks
+        return out
+    if isinstance(e, sp.Pow):
+        base = _linear_tokens(e.base, printer)
+        ex = printer.doprint(e.exp)
+        return [r"\bigl("] + base + [rf"\bigr)^{{{ex}}}"]
+    if isinstance(e, (sp.Function, sp.Max, sp.Min)):
+        fname = e.func.__name__.lower()
+        known = ("exp", "log", "sin", "cos", "tan", "sinh", "cosh", "tanh", "arctan", "max", "min")
+        name = f"\\{fname}" if fname in known else f"\\operatorname{{{fname}}}"
+        out = [name + r"\bigl("]
+        for k, a in enumerate(e.args):
+            out += ([","] if k else []) + _linear_tokens(a, printer)
+        return out + [r"\bigr)"]
+    return [whole]
+
+
+def _linear_rows(expr: sp.Basic, printer: NoetherLatexPrinter, width: int, limit: int | None) -> list[str]:
+    """Rows of at most ``width`` visible characters from :func:`_linear_tokens` (at most
+    ``limit`` rows, the last one saying how much is left out)."""
+    toks = _linear_tokens(expr, printer)
+    rows, cur = [], ""
+    for k, t in enumerate(toks):
+        if cur and _visible(cur + " " + t) > width:
+            rows.append(cur)
+            cur = t
+            if limit is not None and len(rows) >= limit:
+                cur = rf"\dots \quad \text{{({len(toks) - k} more of {len(toks)} pieces)}}"
+                break
+        else:
+            cur = f"{cur} {t}" if cur else t
+    rows.append(cur)
+    return rows
 
 
 def _num(x: Any, digits: int = 6) -> str:
@@ -146,6 +277,8 @@ def _latex_matrix(A: Any, digits: int = 4) -> str:
 
 
 def _escape(text: str) -> str:
+    # a long run without spaces (an expression quoted in a message) may break after its operators
+    text = re.sub(r"\S{16,}", lambda m: re.sub(r"([*+/,(=-])", "\\1\x00", m.group(0)), text)
     out = (text.replace("\\", r"\textbackslash{}").replace("_", r"\_").replace("&", r"\&").replace("%", r"\%")
            .replace("#", r"\#").replace("^", r"\^{}").replace("$", r"\$").replace("{", r"\{").replace("}", r"\}"))
     out = out.replace(r"\textbackslash\{\}", r"\textbackslash{}").replace(r"\^\{\}", r"\^{}")
@@ -153,7 +286,38 @@ def _escape(text: str) -> str:
                  ("≤", r"$\le$"), ("≥", r"$\ge$"), ("−", "-"), ("∞", r"$\infty$"), ("→", r"$\to$"), ("·", r"$\cdot$"),
                  ("*", r"$^*$"), ("<", r"$<$"), (">", r"$>$"), ("--", "-{}-")):
         out = out.replace(u, t)
-    return out
+    out = out.replace("\x00", r"\allowbreak{}")
+    return "".join(c if ord(c) < 128 else _unicode_text(c) for c in out)
+
+
+#: text-mode LaTeX of the non-ASCII math symbols that messages use (pdflatex knows none of them)
+_UNICODE_TEXT = {
+    "‖": r"$\|$", "∇": r"$\nabla$", "∂": r"$\partial$", "±": r"$\pm$", "×": r"$\times$", "≈": r"$\approx$",
+    "≠": r"$\ne$", "∈": r"$\in$", "∑": r"$\sum$", "√": r"$\surd$", "≪": r"$\ll$", "≫": r"$\gg$",
+    "…": r"\dots{}", "–": "-", "—": "-{}-", "‘": "`", "’": "'", "“": "``", "”": "''", "ᵀ": r"$^\top$",
+    "⁻": r"$^-$", "⊗": r"$\otimes$", "∘": r"$\circ$", "°": r"$^\circ$", "²": r"$^2$", "³": r"$^3$", "¹": r"$^1$",
+}
+
+
+def _unicode_text(c: str) -> str:
+    """One non-ASCII character as text-mode LaTeX: math symbols, Greek letters, sub- and
+    superscript digits; anything else by its ASCII decomposition (or ``?``)."""
+    if c in _UNICODE_TEXT:
+        return _UNICODE_TEXT[c]
+    name = unicodedata.name(c, "")
+    m = re.match(r"GREEK (SMALL|CAPITAL) LETTER ([A-Z]+)$", name)
+    if m:
+        letter = m.group(2).lower()
+        letter = {"lamda": "lambda", "omicron": "o"}.get(letter, letter)
+        if m.group(1) == "CAPITAL":
+            if letter in ("gamma", "delta", "theta", "lambda", "xi", "pi", "sigma", "upsilon", "phi", "psi", "omega"):
+                return f"$\\{letter.capitalize()}$"
+            return unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or m.group(2)[0]
+        return f"$\\{letter}$" if letter != "o" else "o"
+    base = unicodedata.normalize("NFKD", c)
+    if name.startswith(("SUBSCRIPT", "SUPERSCRIPT", "LATIN SUBSCRIPT")) and base.isascii() and base.isalnum():
+        return f"$_{{{base}}}$" if "SUBSCRIPT" in name else f"$^{{{base}}}$"
+    return unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or "?"
 
 
 # ------------------------------------------------------------------------------------------

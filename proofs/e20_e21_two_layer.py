@@ -160,8 +160,8 @@ def proof(*, at_minimum: bool = True, square_root: bool = True) -> Proof:
         Step(
             "uniqueness",
             r"X M_W X = c M_U \iff (S X S)^2 &= S\,(c M_U)\,S, \qquad S = M_W^{1/2}",
-            "So $SXS$ is the SPD square root of $S(cM_U)S$, which is unique; $X = S^{-1}(S\\,cM_U\\,S)^{1/2}S^{-1}$ is the "
-            "only SPD solution, and $X = RCR$ is SPD (a congruence of the SPD $C$).",
+            "So $SXS$ is the SPD square root of $S(cM_U)S$, which is unique; so "
+            "$X = S^{-1}(S\\,cM_U\\,S)^{1/2}S^{-1}$ is the only SPD solution, and $X = RCR$ is SPD (a congruence of the SPD $C$).",
             [zero(lambda: _reduce_words(Sq * X * Sq * Sq * X * Sq - Sq * X * MW * X * Sq, [(Sq * Sq, MW)]))],
             "symbolic dimension",
         ),
@@ -176,8 +176,8 @@ def proof(*, at_minimum: bool = True, square_root: bool = True) -> Proof:
         key="e20_e21",
         title="The two-layer linear network",
         tags=("E20", "E21"),
-        statement=r"At a minimum, the charges $Q = WW^\top - U^\top U$ stop drifting iff "
-        r"$\Tr(\Sigma_x)\,U^\top\Sigma_\varepsilon U = \Tr(\Sigma_\varepsilon)\,W\Sigma_xW^\top$ (E20). On the orbit "
+        statement=r"At a minimum, the charges $Q = WW^\top - U^\top U$ stop drifting if and only if "
+        r"$\Tr(\Sigma_x)\,U^\top\Sigma_\varepsilon U =$ $\Tr(\Sigma_\varepsilon)\,W\Sigma_xW^\top$ (E20). On the orbit "
         r"$\theta^* = (UP^{-1}, PW)$ this holds iff $X = P^2$ solves $XM_WX = cM_U$, whose unique SPD solution is the "
         r"geometric mean $X = M_W^{-1}\#(cM_U)$ (E21).",
         hypotheses=hyps,

@@ -312,3 +312,45 @@ def test_cli_simulate_reports_the_predicted_equilibrium_and_compares(tmp_path, c
     assert doc["predicted"][0] == pytest.approx(-6.189, abs=5e-3)
     assert main(["simulate", "--loss", "u*w", "--params", "u,w", "--compare", "--lr", "0.1", "--batch-size", "1",
                  "--steps", "10", "--replicas", "2", "--theta0", "1,1"]) == 2  # no data model: no prediction
+
+
+# ------------------------------------------------------------------------------------------
+# which prediction: the generators' balances, or the Noether flow (E22) where they do not apply
+# ------------------------------------------------------------------------------------------
+
+
+def test_comparison_says_which_prediction_it_uses():
+    loss, u, w = toy_rescaling()
+    cmp = ns.compare(loss, [2.0, 0.5], lr=0.05, batch_size=1, steps=400, replicas=8, records=100, richardson=False)
+    assert cmp.route == "single" and cmp.flow is None
+    assert cmp.table().startswith("prediction (single): noise_equilibrium")
+    assert cmp.to_dict()["route"] == "single"
+    given = ns.compare(loss, [2.0, 0.5], lr=0.05, batch_size=1, steps=400, replicas=8, records=100, richardson=False,
+                       observables={"u^2": u**2}, predicted={"u^2": 1.0})
+    assert given.route == "given"
+    with pytest.raises(InvalidArgumentError, match="prediction must be one of"):
+        ns.compare(loss, [2.0, 0.5], lr=0.05, batch_size=1, steps=400, replicas=8, records=100, richardson=False,
+                   prediction="e21")
+
+
+def test_non_commuting_generators_are_predicted_by_the_noether_flow():
+    """THEORY §7.2's caveat: the three GL(2) generators do not commute, the per-generator
+    balances do not apply, and compare predicts with the flow (E22). Its Q eigenvalues are
+    checked against SGD's η → 0 limit measured independently (THEORY §7.2: −0.6023, 0.6423 ±
+    0.0005), and the old route still refuses."""
+    loss, U, W, _, _ = two_layer_222()
+    th = np.concatenate([W.ravel(), U.ravel()])
+    kw = dict(lr=0.01, batch_size=1, steps=400, replicas=8, records=100, richardson=False)
+    cmp = ns.compare(loss, th, observables={"eig Q": q_eigenvalues}, **kw)
+    assert cmp.route == "noether_flow" and cmp.flow.kind == "rotating"
+    assert "do not commute" in cmp.prediction and cmp.table().startswith("prediction (noether_flow)")
+    assert cmp.predicted == pytest.approx([-0.6023, 0.6423], abs=3e-3)
+    assert cmp.relaxation_steps is not None and cmp.relaxation_steps > 0
+    with pytest.raises(InvalidArgumentError, match="do not commute"):
+        ns.compare(loss, th, observables={"eig Q": q_eigenvalues}, prediction="generators", **kw)
+    # a flow integrated once can be passed as the prediction; an observable the rotation moves
+    # (a single entry of W) is flagged
+    again = ns.compare(loss, th, observables={"eig Q": q_eigenvalues, "W00": lambda T: T[..., 0]},
+                       predicted=cmp.flow, **kw)
+    assert again.route == "noether_flow" and again.predicted[:2] == pytest.approx(cmp.predicted)
+    assert any("moves W00" in w for w in again.warnings)

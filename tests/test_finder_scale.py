@@ -1,12 +1,18 @@
 """The blocks route of the finder: counts against the theory, its certificate, its refusal."""
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import sympy as sp
 
 import noether_sym as ns
 from noether_sym._errors import UnsupportedExpressionError
+from noether_sym.compile._confirm import exact_model
 from noether_sym.symmetry import _blocks
+from noether_sym.symmetry._large import LazyCharges, canonical_sparse, inertia_sparse
+from noether_sym.symmetry._local import local_confirm
+from noether_sym.symmetry._modular import modular_generic_rank, rank_mod_p
 
 
 def gl_count(dims):
@@ -78,3 +84,101 @@ def test_layernorm_count_against_hand_generator():
         for j in range(3):
             A[2 * i, 2 * j] = 1
     assert ns.confirm_generator(loss, A)[0]
+
+
+# ---- the large-model bookkeeping: each piece against an independent computation ------------
+
+
+def test_rank_mod_p_matches_rational_rank():
+    rng = np.random.default_rng(3)
+    p = 1_048_573
+    for _ in range(10):
+        m, c, r = (int(v) for v in rng.integers(1, 20, size=3))
+        A = rng.integers(-4, 5, (m, r)) @ rng.integers(-4, 5, (r, c))
+        assert rank_mod_p(A % p, p, block=int(rng.integers(1, 9))) == sp.Matrix(A).rank()
+
+
+def test_modular_charge_rank_is_the_rank_of_the_directions():
+    # generators diag(1,-1,0), diag(0,1,-1), diag(1,0,-1): rank 2 at every generic point
+    gens = [{(0, 0): Fraction(1), (1, 1): Fraction(-1)}, {(1, 1): Fraction(1), (2, 2): Fraction(-1)},
+            {(0, 0): Fraction(1), (2, 2): Fraction(-1)}]
+    assert modular_generic_rank(gens, 3) == 2
+    assert modular_generic_rank(gens[:1] + [{(0, 1): Fraction(1, 3), (1, 0): Fraction(1, 3)}], 3) == 2
+
+
+def _hand_rescaling(loss, unit):
+    """+1 on hidden unit ``unit``'s in-weights and bias, -1 on its out-weights (by name)."""
+    J = {}
+    for k, p in enumerate(loss.params):
+        nm = str(p)
+        if nm.startswith(f"W1_{unit}_") or nm == f"b1_{unit}":
+            J[(k, k)] = Fraction(1)
+        if nm.startswith("W2_") and nm.endswith(f"_{unit}"):
+            J[(k, k)] = Fraction(-1)
+    return J
+
+
+def test_local_confirmation_agrees_with_the_full_engine():
+    loss = ns.families.relu_net((4, 5, 3), bias=True)
+    em = exact_model(loss)
+    good = _hand_rescaling(loss, 2)
+    assert local_confirm(loss, good).confirmed and em.confirm(good).confirmed
+    rng = np.random.default_rng(0)
+    for _ in range(6):  # random sparse symmetric candidates: both engines must agree
+        J = {}
+        for i, j in rng.integers(0, loss.n, size=(3, 2)):
+            v = Fraction(int(rng.integers(-2, 3)))
+            J[(int(i), int(j))] = J[(int(j), int(i))] = v
+        J = {k: v for k, v in J.items() if v}
+        if J:
+            assert local_confirm(loss, J).confirmed == em.confirm(J).confirmed
+    bad = dict(good)
+    bad[(0, 0)] = Fraction(2)  # breaks the balance of unit 0's row
+    assert not local_confirm(loss, bad).confirmed
+
+
+def test_inertia_on_the_support_matches_numpy_eigenvalues():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        n = 9
+        A = np.zeros((n, n), dtype=int)
+        for i, j in rng.integers(0, n, size=(5, 2)):
+            v = int(rng.integers(-3, 4))
+            A[i, j] += v
+            if i != j:
+                A[j, i] += v
+        ev = np.linalg.eigvalsh(A.astype(float))
+        want = (int(np.sum(ev > 1e-9)), int(np.sum(ev < -1e-9)), int(np.sum(np.abs(ev) <= 1e-9)))
+        D = {(int(i), int(j)): Fraction(int(A[i, j])) for i, j in zip(*np.nonzero(A))}
+        assert inertia_sparse(D, n) == want
+
+
+def test_canonical_sparse_is_the_rref_of_the_upper_triangle():
+    n = 4
+    mats = [{(0, 1): Fraction(2), (1, 0): Fraction(2), (3, 3): Fraction(1)},
+            {(1, 1): Fraction(3), (2, 2): Fraction(-3)},
+            {(0, 1): Fraction(1), (1, 0): Fraction(1), (1, 1): Fraction(1), (2, 2): Fraction(-1)}]
+    pairs = [(i, j) for i in range(n) for j in range(i, n)]
+    M = sp.Matrix([[sp.Rational(m.get(p, 0).numerator, m.get(p, 0).denominator) if p in m else 0 for p in pairs]
+                   for m in mats])
+    R, piv = M.rref()
+    got = canonical_sparse(mats, n, 1)
+    assert len(got) == len(piv)
+    for k, A in enumerate(got):
+        assert [A[i, j] for i, j in pairs] == list(R.row(k))
+
+
+@pytest.mark.slow
+def test_large_results_build_charges_on_access():
+    # 12-16-12 (384 parameters) goes to the blocks route: GL(16) gives 136 generators and
+    # 136 independent charges (W1 has full row rank at generic points)
+    loss = ns.families.linear_net((12, 16, 12))
+    sym = ns.find_symmetries(loss)
+    assert sym.certificate["route"] == "blocks"
+    assert sym.n_generators == sym.n_independent_charges == 136 and not sym.unconfirmed
+    assert len(sym.rotations) == 120
+    if isinstance(sym.charges, LazyCharges):
+        th = loss.params
+        A = sym.generators[5]
+        want = sp.expand(sum(A[i, j] * th[i] * th[j] for (i, j) in A.todok()))
+        assert sp.expand(sym.charges[5] - want) == 0

@@ -104,7 +104,48 @@ def test_document_wrapper():
 
 def test_point_given_as_a_mapping(rescaling):
     d = ns.derive(rescaling, {u: 2, w: sp.Rational(1, 2)})
-    assert r"Point of evaluation: $u = 2, w = \frac{1}{2}$." in d.latex()
+    assert r"Point of evaluation: $u = 2,\allowbreak\ w = \frac{1}{2}$." in d.latex()
+
+
+def test_long_fractions_print_as_decimals_and_short_ones_stay_exact():
+    from noether_sym._printing import _latex
+
+    x = sp.Symbol("x")
+    long = sp.Rational(2**80 + 1, 3**50)  # 25 + 24 digits: an exact image of nothing readable
+    tex = _latex(long * x + sp.Rational(1, 3))
+    assert "\\frac{1}{3}" in tex and str(2**80 + 1) not in tex
+    # the decimal is the fraction to 15 significant digits (computed here independently)
+    digits = f"{float(long):.14e}".split("e")[0].replace(".", "")[:12]
+    assert digits in tex.replace(".", "")
+
+
+def test_row_limit_counts_the_terms_left_out():
+    from noether_sym._printing import _rhs, row_limit
+
+    xs = sp.symbols("x_0:60")
+    expr = sp.Add(*[k * s**3 for k, s in enumerate(xs, start=1)])
+    full = _rhs(expr)
+    with row_limit(3):
+        short = _rhs(expr)
+    assert short.count("\\\\\n") == 3 and full.count("\\\\\n") > 3
+    shown = short.count("x_{")
+    assert f"({60 - shown} more of 60 terms)" in short
+
+
+def test_cheap_factoring_before_printing():
+    from noether_sym._printing import _rhs
+
+    a, b, c = sp.symbols("a b c")
+    expr = sp.expand((a + 2 * b + 1) ** 2 * (a - b + 5) ** 2 * c)  # 15 terms, a short product
+    assert _rhs(expr, width=60) == ns.to_latex(sp.factor(expr))
+
+
+def test_unicode_in_notes_becomes_latex():
+    from noether_sym._printing import _escape
+
+    out = _escape("‖∇L(θ₀)‖ = 4.86 from Φ(θ₀), ε ≈ 2")
+    assert out.isascii()
+    assert "$\\nabla$" in out and "$\\Phi$" in out and "$_{0}$" in out and "$\\approx$" in out
 
 
 def test_long_sums_are_broken_across_rows():

@@ -1,6 +1,7 @@
-"""The LaTeX is real: the proofs document and a derive document compile
-with pdflatex. Locally the test skips when pdflatex is absent; under CI (CI set) it fails
-instead, because .ci/run installs the engine (Debian's texlive-latex-base/recommended)."""
+"""The LaTeX is real: the proofs document and derive documents compile with pdflatex, with
+no line wider than the page (no "Overfull \\hbox" in the log) and only vector fonts (no
+bitmap ``.pk`` font). Locally the test skips when pdflatex is absent; under CI (CI set) it
+fails instead, because .ci/run installs the engine (Debian's texlive-latex-base/recommended)."""
 
 from __future__ import annotations
 
@@ -44,6 +45,16 @@ def _compile(tex: Path) -> Path:
         pytest.fail(f"pdflatex failed on {tex.name}:\n{ctx}")
     pdf = tex.with_suffix(".pdf")
     assert pdf.exists() and pdf.stat().st_size > 1000
+    log = tex.with_suffix(".log").read_text(encoding="latin-1")
+    over = re.findall(r"Overfull \\hbox \(([\d.]+)pt too wide\)[^\n]*lines? (\d+)", log)
+    if over:
+        src = tex.read_text(encoding="utf-8").splitlines()
+        where = "; ".join(f"{pt} pt at line {ln}: {src[int(ln) - 1][:80]!r}" for pt, ln in over[:3])
+        pytest.fail(f"{tex.name}: {len(over)} line(s) wider than the page (Overfull \\hbox): {where}")
+    bitmap = re.findall(r"/([\w-]+\.\d+pk)", log)
+    if bitmap:
+        pytest.fail(f"{tex.name} uses bitmap fonts {sorted(set(bitmap))}: a vector font is needed (lmodern, or no T1 "
+                    "encoding without cm-super)")
     return pdf
 
 
@@ -85,6 +96,43 @@ def test_every_result_type_compiles(tmp_path):
     tex2 = tmp_path / "doc.tex"
     tex2.write_text(ns.to_latex(d, symbol_names={"w": r"\omega"}), encoding="utf-8")
     _compile(tex2)
+
+
+def test_linear_net_derive_document_fits_the_page(tmp_path, capsys):
+    """The two-layer net's derivation (8 parameters, 3 non-commuting generators, a start off
+    the manifold): long sums broken, long fractions as decimals, at most a few pages."""
+    _need_pdflatex()
+    assert cli.main(["derive", "linear-net", "--dims", "2,2,2", "--latex"]) == 0
+    tex = tmp_path / "linear_net.tex"
+    tex.write_text(capsys.readouterr().out, encoding="utf-8")
+    _compile(tex)
+    log = tex.with_suffix(".log").read_text(encoding="latin-1")
+    pages = int(re.search(r"Output written on .*?\((\d+) pages?", log).group(1))
+    assert pages <= 8, f"{pages} pages: long polynomials are not being shortened"
+    text = tex.read_text(encoding="utf-8")
+    assert "Noether flow (E22)" in text and "Prediction used." in text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["rescaling", "diagonal-net", "matrix-factorization", "monomial-net",
+                                    "scale-invariant-2d", "tanh-net", "relu-net", "normalized-linear", "normalized-mlp",
+                                    "residual-block"])
+def test_catalog_derive_documents_fit_the_page(tmp_path, capsys, family):
+    _need_pdflatex()
+    assert cli.main(["derive", family, "--latex"]) == 0
+    tex = tmp_path / f"{family}.tex"
+    tex.write_text(capsys.readouterr().out, encoding="utf-8")
+    _compile(tex)
+
+
+def test_an_overfull_line_fails_the_compile_check(tmp_path):
+    _need_pdflatex()
+    from noether_sym.report._latex import document
+
+    tex = tmp_path / "wide.tex"
+    tex.write_text(document("\\begin{align*}x &= " + " + ".join(["123456789"] * 30) + "\\end{align*}"), encoding="utf-8")
+    with pytest.raises(pytest.fail.Exception, match="Overfull"):
+        _compile(tex)
 
 
 def test_a_broken_document_fails_the_compile_check(tmp_path):

@@ -85,9 +85,174 @@ def test_disagreeing_ranks_are_refused_not_counted(monkeypatch):
     from noether_sym.symmetry import _laws
 
     calls = iter([5, 6, 5, 6])
-    monkeypatch.setattr(_laws, "_lie_rank", lambda *a, **k: (next(calls), 1, 1e3, False))
+    monkeypatch.setattr(_laws, "_lie_rank", lambda *a, **k: (next(calls), 1, 1e3, "level adds no rank"))
     u, w = sp.symbols("u w")
     x = sp.Symbol("x")
     loss = ns.Loss((u * w * x - x) ** 2, params=[u, w], data={x: np.linspace(-1, 1, 5)})
     with pytest.raises(ns.CertificationError, match="not certified"):
         _laws.conservation_laws(loss)
+
+
+# ---- the random architectures of benchmarks/symmetry_finder.py ---------------------------
+
+
+def linear_law_count(dims):
+    """Independent laws of a linear network, by hand: per hidden layer of width d between
+    widths a and b the charge C = W_iW_iᵀ - W_{i+1}ᵀW_{i+1} is a d x d symmetric matrix of
+    rank at most k = min(d, a + b) (W_iW_iᵀ has rank ≤ a, W_{i+1}ᵀW_{i+1} rank ≤ b), and C
+    ranges over the symmetric matrices of rank ≤ k, a manifold of dimension k·d - k(k-1)/2
+    (d(d+1)/2 when k = d)."""
+    total = 0
+    for i in range(1, len(dims) - 1):
+        d, k = dims[i], min(dims[i], dims[i - 1] + dims[i + 1])
+        total += k * d - k * (k - 1) // 2
+    return total
+
+
+def relu_law_count(dims):
+    """One rescaling law per hidden neuron (θ -> (c w_in, c b, w_out / c), c > 0)."""
+    return sum(dims[1:-1])
+
+
+def random_architectures(count, seed=0):
+    """The generator of benchmarks/symmetry_finder.py, written out: even cases linear (depth
+    2-4 weight matrices, widths 2-5), odd cases ReLU (widths 2-9, hidden biases at random)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for k in range(count):
+        depth = int(rng.integers(2, 5))
+        if k % 2 == 0:
+            out.append(("linear", [int(w) for w in rng.integers(2, 6, size=depth + 1)], False))
+        else:
+            out.append(("relu", [int(w) for w in rng.integers(2, 10, size=depth + 1)], bool(rng.integers(0, 2))))
+    return out
+
+
+def hand_charges(kind, dims, bias, params):
+    """The charge matrices by hand (THEORY §7): per hidden layer l of width d and each
+    symmetric d x d basis matrix M (E_pp, or E_pq + E_qp), θᵀAθ = tr(W_lᵀMW_l) + bᵀMb -
+    tr(W_{l+1}MW_{l+1}ᵀ) -- all M for a linear network (GL(d)), only the diagonal ones for a
+    ReLU network (one rescaling per neuron)."""
+    idx = {str(p): k for k, p in enumerate(params)}
+    n = len(params)
+    mats = []
+    for layer in range(1, len(dims) - 1):
+        d, a, b = dims[layer], dims[layer - 1], dims[layer + 1]
+        pairs = [(p, q) for p in range(d) for q in range(p, d)] if kind == "linear" else [(p, p) for p in range(d)]
+        for p, q in pairs:
+            A = np.zeros((n, n))
+            ins = [(f"W{layer}_{p}_{j}", f"W{layer}_{q}_{j}") for j in range(a)]
+            if bias and kind == "relu":
+                ins.append((f"b{layer}_{p}", f"b{layer}_{q}"))
+            outs = [(f"W{layer + 1}_{k}_{p}", f"W{layer + 1}_{k}_{q}") for k in range(b)]
+            for sign, group in ((1.0, ins), (-1.0, outs)):
+                for u, v in group:
+                    A[idx[u], idx[v]] += sign
+                    if u != v:
+                        A[idx[v], idx[u]] += sign
+            mats.append(A)
+    return mats
+
+
+def _law_count_or_refusal(kind, dims, bias, *, finder=False):
+    """(count or None for a refusal, hand count): with the hand-written charge matrices as the
+    bound, or through Symmetries.n_conservation_laws (the finder's generators) if ``finder``."""
+    loss = ns.families.linear_net(dims) if kind == "linear" else ns.families.relu_net(dims, bias=bias)
+    want = linear_law_count(dims) if kind == "linear" else relu_law_count(dims)
+    try:
+        if finder:
+            return ns.find_symmetries(loss).n_conservation_laws, want
+        return ns.conservation_laws(loss, quadratic=hand_charges(kind, dims, bias, loss.params)).n_laws, want
+    except ns.CertificationError:
+        return None, want
+
+
+def test_bottleneck_makes_linear_charges_dependent():
+    # [2, 5, 2]: C = W1W1ᵀ - W2ᵀW2 is 5 x 5 of rank ≤ 4, so det C = 0 identically: 14 laws, not 15
+    assert linear_law_count([2, 5, 2]) == 14
+    assert ns.conservation_laws(ns.families.linear_net([2, 5, 2])).n_laws == 14
+
+
+@pytest.mark.parametrize("case", [0, 1, 3, 5, 9, 13, 15, 21, 22, 23])
+def test_sample_of_benchmark_architectures(case):
+    """Ten of the 100 benchmark architectures (linear and ReLU, depth 2-4, a linear
+    bottleneck, deep ReLU ones), bounded by the hand-written charges: the count equals the
+    hand count (these ten are never refused)."""
+    kind, dims, bias = random_architectures(100)[case]
+    got, want = _law_count_or_refusal(kind, dims, bias)
+    assert got == want, (kind, dims, bias)
+
+
+@pytest.mark.parametrize("kind,dims,bias", [("relu", [3, 4, 2], True), ("linear", [5, 2, 5, 2], False)])
+def test_symmetries_n_conservation_laws(kind, dims, bias):
+    """The public route: the finder's generators bound the rank."""
+    got, want = _law_count_or_refusal(kind, dims, bias, finder=True)
+    assert got == want
+
+
+@pytest.mark.slow
+def test_all_benchmark_architectures_right_or_refused():
+    """All 100: never a wrong count; a refusal (CertificationError) is allowed only for ReLU
+    networks, whose regions of θ can disagree, and must stay rare."""
+    refused = []
+    for kind, dims, bias in random_architectures(100):
+        got, want = _law_count_or_refusal(kind, dims, bias)
+        if got is None:
+            refused.append((kind, dims, bias))
+            continue
+        assert got == want, (kind, dims, bias)
+    assert all(kind == "relu" for kind, _, _ in refused), refused
+    assert len(refused) <= 8, refused
+
+
+def test_standalone_deep_relu_is_right_or_refused():
+    """Without the charge bound a deep ReLU network's count rests on agreeing points: it is
+    the per-neuron count or a refusal, never another number."""
+    for dims, bias in (([6, 7, 4, 6, 8], False), ([4, 3, 8, 9, 2], False), ([3, 4, 4, 3], True)):
+        try:
+            got = ns.conservation_laws(ns.families.relu_net(dims, bias=bias)).n_laws
+        except ns.CertificationError:
+            continue
+        assert got == relu_law_count(dims), dims
+
+
+def test_charge_bound_certifies_and_checks():
+    loss = ns.families.linear_net([2, 3, 2])
+    sym = ns.find_symmetries(loss)
+    laws = ns.conservation_laws(loss, quadratic=sym.generators)
+    assert laws.n_laws == 6
+    assert "bound" in laws.certificate["certified_by"]
+    # a matrix whose "charge" is not conserved makes the bound wrong: refused, never counted
+    a, b, x, y = sp.symbols("a b x y")
+    reg = ns.Loss((a * x + b * x**2 - y) ** 2, params=[a, b], data=[x, y])
+    with pytest.raises(ns.CertificationError, match="exceeds"):
+        ns.conservation_laws(reg, quadratic=[np.eye(2)])
+
+
+@pytest.mark.parametrize("bad,match", [([np.eye(3)], "shape"), ([[[1.0, 2.0], [0.0, 1.0]]], "symmetric"),
+                                       ([[["a", "b"], ["c", "d"]]], "numbers")])
+def test_bad_quadratic_argument(bad, match):
+    a, b, x, y = sp.symbols("a b x y")
+    reg = ns.Loss((a * x + b * x**2 - y) ** 2, params=[a, b], data=[x, y])
+    with pytest.raises(ns.InvalidArgumentError, match=match):
+        ns.conservation_laws(reg, quadratic=bad)
+
+
+def test_memory_budget_is_checked_before_allocating(monkeypatch):
+    from noether_sym.symmetry import _laws
+
+    monkeypatch.setattr(_laws, "MEMORY_BUDGET", 1 << 10)
+    with pytest.raises(ns.UnsupportedExpressionError, match="GiB"):
+        ns.conservation_laws(ns.families.relu_net([3, 4, 2]))
+
+
+def test_blas_threads_are_restored():
+    """The count runs OpenBLAS on one thread and gives the setting back."""
+    from noether_sym.symmetry import _laws
+
+    lib = _laws._openblas()
+    if lib is None:
+        pytest.skip("OpenBLAS thread control not found")
+    before = lib[0]()
+    ns.conservation_laws(ns.families.linear_net([2, 2, 2]))
+    assert lib[0]() == before

@@ -40,7 +40,7 @@ def _hand_moments(th):
     def r0(x):
         return v1 * max(0.0, w1 * x + b1) + v2 * max(0.0, w2 * x + b2) - max(0.0, x)
 
-    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)  # noqa: E731
+    phi = lambda x: math.exp(-x * x / 2) / math.sqrt(2 * math.pi)
     pts = sorted({-b1 / w1, -b2 / w2, 0.0})
 
     def E(fun):
@@ -169,7 +169,7 @@ def test_leaky_and_abs_units_match_quadrature():
         dl_dw = (z if th[0] * z - 1 > th[0] * z / 10 - 0.1 else z / 10)
         return np.array([2 * r * (th[1] * dl_dw - np.sign(z - th[0])), 2 * r * leaky])
 
-    pdf = lambda z: math.exp(-((z - 1) ** 2) / 8) / math.sqrt(8 * math.pi)  # noqa: E731
+    pdf = lambda z: math.exp(-((z - 1) ** 2) / 8) / math.sqrt(8 * math.pi)
     pts = sorted({1 / th[0], th[0]})
     ref = [quad(lambda z, i=i: grad(z)[i] * pdf(z), -30, 30, points=pts, limit=400, epsabs=1e-14)[0] for i in range(2)]
     assert np.abs(cm.mean_grad - ref).max() <= 1e-8 * np.abs(ref).max()
@@ -188,3 +188,27 @@ def test_other_losses_fall_back_to_labelled_monte_carlo():
         ns.cone_moments(nested, [0.5])
     with pytest.raises(ns.InvalidArgumentError):
         ns.cone_moments(_two_unit_loss(), [1.0, float("nan"), 0, 0, 0, 0])
+
+
+def test_batched_derivatives_match_quadrature():
+    # ∇L at a batch, H, and ∇_θ Tr(HΛ) = Σ μ D³L[v, v, ·] against differences of the quad gradient
+    loss = _two_unit_loss()
+    d = ns.cone_derivatives(loss)
+    th = np.array(THETA)
+    other = th + np.array([0.1, -0.05, 0.2, 0.1, 0.0, -0.1])
+    G = d.grad(np.stack([th, other]))
+    for row, p in zip(G, (th, other)):
+        ref = _hand_moments(p)[1]
+        assert np.abs(row - ref).max() <= 1e-8 * np.abs(ref).max()
+    H = d.hessian(th)
+    h = 1e-4
+    ref_H = np.array([(_hand_moments(th + h * e)[1] - _hand_moments(th - h * e)[1]) / (2 * h) for e in np.eye(6)]).T
+    assert np.abs(H - ref_H).max() <= 1e-6 * np.abs(ref_H).max()
+    v = np.array([0.3, -0.2, 0.5, 0.1, 0.6, -0.4])
+    v /= np.linalg.norm(v)
+    Lam = 0.7 * np.outer(v, v)
+    hs = 2e-3  # second difference of the quad gradient along v: O(hs²) ≈ 4e-6 relative
+    ref_T = 0.7 * (_hand_moments(th + hs * v)[1] - 2 * _hand_moments(th)[1] + _hand_moments(th - hs * v)[1]) / hs**2
+    assert np.abs(d.third(th, Lam) - ref_T).max() <= 1e-4 * np.abs(ref_T).max()
+    with pytest.raises(ns.UnsupportedExpressionError):
+        ns.cone_derivatives(ns.Loss((sp.tanh(sp.Symbol("w") * Normal("x", 0, 1)) - 1) ** 2, [sp.Symbol("w")]))

@@ -1,5 +1,5 @@
-"""The README's examples run as written: every ```python block in order (one shared namespace,
-as a user would paste them) and the cheap shell commands; the long-running and install
+"""The README's examples run as written: every ```python block on its own (a fresh namespace
+each, as a user would paste one snippet) and the cheap shell commands; the long-running and install
 commands are skipped with the reason below. The `compare` example's prediction must be
 confirmed by its own measurement."""
 
@@ -52,14 +52,16 @@ def test_readme_has_the_examples_this_test_runs():
 
 
 @pytest.mark.slow
-def test_readme_python_blocks_run_in_order_and_compare_confirms_the_prediction(tmp_path, monkeypatch):
+def test_readme_python_blocks_run_on_their_own_and_compare_confirms_the_prediction(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # the examples write figures into the working directory
-    ns_: dict = {"__name__": "readme"}
+    ns_: dict = {}
     for i, block in enumerate(_blocks("python")):
+        own: dict = {"__name__": "readme"}  # no snippet may rely on an earlier one
         try:
-            exec(compile(block, f"README.md python block {i + 1}", "exec"), ns_)  # noqa: S102 - our README
+            exec(compile(block, f"README.md python block {i + 1}", "exec"), own)  # noqa: S102 - our README
         except Exception as exc:  # pragma: no cover - the message says which block
             pytest.fail(f"README python block {i + 1} raised {type(exc).__name__}: {exc}\n{block}")
+        ns_.update(own)
     # the noise_equilibrium example: from (2, 1) the balance point of the minimum, u² = w² = 1
     eq = ns_["eq"]
     assert eq.kind == "balanced" and np.allclose(eq.theta, [1.0, 1.0], atol=1e-9)

@@ -10,7 +10,8 @@ Modules
     the η → 0 limit (Richardson over η, 2η, 4η).
 ``_verify``
     :func:`~noether_sym.verify`: every theorem check on every catalog family (the main job,
-    ``noether-sym verify``), its report directory and figures.
+    ``noether-sym verify``), its report directory and figures; ``_verify_base`` holds the
+    verdict and a family's case, ``_verify_flow`` the Noether-flow check (E22).
 ``_sweep``, ``_sweep_spec``, ``_sweep_task``, ``_sweep_store``
     :func:`~noether_sym.sweep`: grids of simulations on Dask (the spec and its tasks, one
     task's run, the Parquet shards and manifest, resume).

@@ -1,6 +1,8 @@
 """Verify: the predicted noise equilibrium against simulated SGD, with error bars and η → 0.
 
-:func:`compare` predicts the equilibrium from the start (THEORY §5, (E16)-(E18)), runs
+:func:`compare` predicts the equilibrium from the start (THEORY §5, (E16)-(E18); the Noether
+flow (E22) of THEORY §10 where those do not apply: generators that do not commute, or a local
+symmetry the generators miss; ``Comparison.route`` says which), runs
 SGD at η, 2η and 4η for the same continuous time t = ηk, measures each observable as a
 time average over the tail of every replica and then a mean over the replicas (standard
 error from the spread of the per-replica averages: replicas are independent, so the time
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import numpy as np
 import sympy as sp
 
-from .._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError, LocalSymmetryError
 from .._printing import NotebookDisplay
 from .._validate import Integer, Real, is_integer
 from ..loss._generators import as_generators
@@ -29,7 +32,13 @@ from ..simulate._options import SimulationOptions
 from ..simulate._result import SimulationResult
 from ..simulate._run import run_simulation
 from ..symmetry._finder import find_symmetries
-from ..theory._predict import predict_equilibrium
+from ..theory._noether_flow import NoetherFlow, _rotation_samples
+from ..theory._predict import (
+    Prediction,
+    flow_reason,
+    predict_equilibrium,
+    predict_with_flow,
+)
 
 __all__ = ['Comparison', 'Run', 'compare', 'richardson', 'richardson_fn']
 
@@ -136,6 +145,12 @@ class Comparison(NotebookDisplay):
         ``"none"`` when ``order="auto"`` found no clean runs to extrapolate).
     prediction
         How the prediction was made (e.g. ``"noise_equilibrium (E17)"``).
+    route
+        Which prediction: ``"single"`` (one generator, (E16)-(E18)), ``"joint"`` (commuting
+        generators), ``"noether_flow"`` (the slow flow (E22), where those do not apply), or
+        ``"given"`` (``predicted=``).
+    flow
+        The :class:`~noether_sym.NoetherFlow` on the ``"noether_flow"`` route, else None.
     richardson_lrs
         The learning rates whose runs the η → 0 estimate uses (clean runs only: no diverged
         or outlying replica).
@@ -163,6 +178,8 @@ class Comparison(NotebookDisplay):
     projection: Any = None
     relaxation_steps: float | None = None
     notes: list[str] = field(default_factory=list)
+    route: str = "given"
+    flow: Any = None
 
     @property
     def warnings(self) -> list[str]:
@@ -237,7 +254,8 @@ class Comparison(NotebookDisplay):
             rows.append(row)
         widths = [max(len(r[j]) for r in rows) for j in range(len(head))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        return "\n".join(lines + [f"warning: {w}" for w in self.warnings])
+        return "\n".join([f"prediction ({self.route}): {self.prediction}"] + lines
+                         + [f"warning: {w}" for w in self.warnings])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (trajectories omitted)."""
@@ -249,6 +267,8 @@ class Comparison(NotebookDisplay):
             "predicted": fl(self.predicted),
             "theta_star": fl(self.theta_star),
             "prediction": self.prediction,
+            "route": self.route,
+            "flow": None if self.flow is None else self.flow.to_dict(),
             "runs": [
                 {"lr": r.lr, "steps": r.steps, "value": fl(r.value), "sem": fl(r.sem), "replicas": r.replicas,
                  "n_diverged": r.n_diverged, "seconds": r.seconds, "drift": fl(r.drift), "drift_sem": fl(r.drift_sem)}
@@ -276,6 +296,8 @@ class Comparison(NotebookDisplay):
         """
 
         Figure, Canvas = _figure_class()
+        from matplotlib.lines import Line2D  # noqa: PLC0415 - matplotlib is imported when a figure is drawn
+
         fig = Figure(figsize=(10.0, 4.0))
         Canvas(fig)
         ax, bx = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
@@ -285,24 +307,33 @@ class Comparison(NotebookDisplay):
             t = r.times * r.lr**2  # the charges move at rate η²/S per step (E12): equal η²k, equal progress
             for i in range(k):
                 ls = ["-", "--", ":"][j % 3]
-                ax.plot(t, r.mean[:, i], color=colors[i], ls=ls, lw=1.3,
-                        label=f"{self.names[i]}, η={r.lr:g}" if (j == 0 or i == 0) else None)
+                ax.plot(t, r.mean[:, i], color=colors[i], ls=ls, lw=1.3)
                 if j == 0:
                     ax.fill_between(t, r.mean[:, i] - r.spread[:, i], r.mean[:, i] + r.spread[:, i],
                                     color=colors[i], alpha=0.15, lw=0)
         for i in range(k):
             ax.axhline(self.predicted[i], color=colors[i], ls="-.", lw=1.0, alpha=0.9)
-        # y range from the base run and the predictions (a run near its stability edge
-        # must not squash the picture)
+        # y range from the tail of the base run and the predictions: neither the transient from
+        # the start nor a run near its stability edge may squash the picture
         base = self.runs[0]
-        lo = np.nanmin(np.concatenate([(base.mean - base.spread)[:, :k].ravel(), self.predicted[:k]]))
-        hi = np.nanmax(np.concatenate([(base.mean + base.spread)[:, :k].ravel(), self.predicted[:k]]))
-        pad = 0.1 * (hi - lo) + 1e-12
+        tail = slice(len(base.times) // 5, None)
+        lo = np.nanmin(np.concatenate([(base.mean - base.spread)[tail, :k].ravel(), self.predicted[:k]]))
+        hi = np.nanmax(np.concatenate([(base.mean + base.spread)[tail, :k].ravel(), self.predicted[:k]]))
+        pad = 0.15 * (hi - lo) + 0.02 * max(abs(lo), abs(hi)) + 1e-12
         ax.set_ylim(lo - pad, hi + pad)
-        ax.set_xlabel("η² · step (charge time, E12)")
+        full_lo = np.nanmin((base.mean - base.spread)[:, :k])
+        full_hi = np.nanmax((base.mean + base.spread)[:, :k])
+        clipped = full_lo < lo - pad or full_hi > hi + pad
+        ax.set_xlabel("η² · step (charge time, E12)" + ("; y range fits the tail, the start is clipped" if clipped else ""))
         ax.set_ylabel("observable")
-        ax.set_title("trajectories: mean ± sd over replicas; dash-dot: predicted", fontsize=9)
-        ax.legend(fontsize=7, loc="best")
+        ax.set_title("trajectories: mean ± sd over replicas", fontsize=9)
+        # the legend names every line drawn: the observables (colour), the runs (line style)
+        # and the prediction (dash-dot)
+        handles = [Line2D([], [], color=colors[i], lw=1.3, label=self.names[i]) for i in range(k)]
+        handles += [Line2D([], [], color="0.3", ls=["-", "--", ":"][j % 3], lw=1.3, label=f"η={r.lr:g}")
+                    for j, r in enumerate(self.runs)]
+        handles.append(Line2D([], [], color="0.3", ls="-.", lw=1.0, label=f"predicted ({self.route})"))
+        ax.legend(handles=handles, fontsize=7, loc="best", ncol=2 if len(handles) > 6 else 1)
         ax.grid(alpha=0.3)
         etas = np.array([r.lr for r in self.runs])
         used = np.array([r.lr in self.richardson_lrs for r in self.runs]) if self.richardson is not None else \
@@ -310,27 +341,31 @@ class Comparison(NotebookDisplay):
         for i in range(k):
             vals = np.array([r.value[i] for r in self.runs])
             errs = np.array([r.sem[i] for r in self.runs])
-            bx.errorbar(etas[used], vals[used], yerr=errs[used], fmt="o", color=colors[i], capsize=3, label=self.names[i])
+            bx.errorbar(etas[used], vals[used], yerr=errs[used], fmt="o", color=colors[i], capsize=3,
+                        label=f"{self.names[i]} at η")
             if not used.all():  # runs the η → 0 estimate does not use (diverged or outlying replicas)
                 bx.errorbar(etas[~used], vals[~used], yerr=errs[~used], fmt="x", color="0.5", capsize=3,
                             label="not used (diverged/outlying replicas)" if i == 0 else None)
             if self.richardson is not None:
                 bx.errorbar([0.0], [self.richardson[i]], yerr=[self.richardson_sem[i]], fmt="s", color=colors[i],
-                            mfc="none", capsize=3)
-            bx.axhline(self.predicted[i], color=colors[i], ls="-.", lw=1.0)
+                            mfc="none", capsize=3, label=f"{self.names[i]}, η → 0 ({self.order})")
+            bx.axhline(self.predicted[i], color=colors[i], ls="-.", lw=1.0,
+                       label="predicted" if i == 0 and k == 1 else (f"predicted {self.names[i]}" if k > 1 else None))
         bx.set_xlim(left=-0.05 * etas.max())
         vals_all = np.concatenate([[r.value[i] for r in self.runs[:2]] for i in range(k)] + [self.predicted[:k]])
         lo, hi = float(np.nanmin(vals_all)), float(np.nanmax(vals_all))
         pad = 0.25 * (hi - lo) + 0.05 * max(abs(lo), abs(hi)) + 1e-12
         bx.set_ylim(lo - pad, hi + pad)
-        bx.set_xlabel("learning rate η (open square: η → 0" +
-                      (f", {self.order})" if self.richardson is not None else "; refused)" if self.refusal else ")"))
+        bx.set_xlabel("learning rate η")
+        if self.richardson is None and self.refusal:
+            why = textwrap.shorten(str(self.refusal).split(" (")[0], 70)
+            bx.text(0.02, 0.03, f"η → 0 refused: {why}", transform=bx.transAxes, fontsize=7, color="C3", va="bottom")
         bx.set_ylabel("tail average ± s.e.")
-        bx.set_title("measured vs η; dash-dot: predicted", fontsize=9)
+        bx.set_title("measured vs η, and the η → 0 estimate", fontsize=9)
         bx.grid(alpha=0.3)
-        bx.legend(fontsize=7, loc="best")
-        if title:
-            fig.suptitle(title, fontsize=10)
+        bx.legend(fontsize=7, loc="best", ncol=2 if k > 2 else 1)
+        fig.suptitle((title + "\n" if title else "") + f"prediction ({self.route}): {self.prediction}"[:150],
+                     fontsize=8 if title is None else 9)
         fig.tight_layout()
         if path is not None:
             fig.savefig(os.fspath(path), dpi=120)
@@ -404,16 +439,69 @@ def _in_theta(loss: Loss, expr: sp.Basic) -> sp.Expr:
     return out
 
 
+#: the ``prediction=`` choices of :func:`compare`
+_ROUTES = ("auto", "generators", "flow")
+
+
 def _predict(loss: Loss, gens: list[sp.Matrix], theta0: np.ndarray, *, weight_decay: float, lr: float,
-             batch_size: int, values: Any, discrete: bool) -> Any:
+             batch_size: int, values: Any, discrete: bool, route: str = "auto") -> Prediction:
     """The Prediction from the start (a finite point or InvalidArgumentError), by
-    :func:`predict_equilibrium` (on the orbit of Φ(θ₀), the projection on the minimum manifold)."""
+    :func:`predict_equilibrium` (on the orbit of Φ(θ₀), the projection on the minimum
+    manifold), or by the Noether flow (E22) where the generators' balances do not give the
+    stationary state: generators that do not commute, a local symmetry (LocalSymmetryError),
+    or ``route="flow"``."""
 
     # η enters the balance only with weight decay or the discrete drift
-    p = predict_equilibrium(loss, list(theta0), gens, batch_size=batch_size, weight_decay=weight_decay,
-                            lr=lr if weight_decay > 0 or discrete else None, discrete=discrete, values=values,
-                            finite=True)
+    eta = lr if weight_decay > 0 or discrete else None
+    reason = "requested (prediction='flow')" if route == "flow" else flow_reason(gens) if route == "auto" else None
+    if reason is None:
+        try:
+            return predict_equilibrium(loss, list(theta0), gens, batch_size=batch_size, weight_decay=weight_decay,
+                                       lr=eta, discrete=discrete, values=values, finite=True)
+        except LocalSymmetryError as exc:
+            if route != "auto":
+                raise
+            reason = str(exc).split(": per-generator")[0]
+    if discrete:
+        raise InvalidArgumentError(f"the Noether flow (E22) is a continuous-time prediction; {reason}: use discrete=False")
+    p = predict_with_flow(loss, list(theta0), reason, batch_size=batch_size, weight_decay=weight_decay,
+                          lr=lr if weight_decay > 0 else None, values=values)
+    if not p.finite:
+        raise InvalidArgumentError(f"the Noether flow (E22) has no stationary state here ({p.result.kind}: "
+                                   f"{p.result.reason}); pass predicted=")
     return p
+
+
+def _relaxation(p: Prediction | None, pred: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray],
+                names: list[str], base: SimulationOptions) -> tuple[np.ndarray, float | None, Any, list[str]]:
+    """(predicted values, relaxation steps or None, the NoetherFlow or None, notes): on the flow
+    route the values over its stationary state and the flow's own relaxation time."""
+    if p is not None and p.route == "noether_flow":
+        vals, notes = _flow_values(p.result, evaluate, names)
+        return vals, _flow_relaxation_steps(p.result, evaluate, base.lr, base.batch_size), p.result, notes
+    tau = None
+    if p is not None and hasattr(p.result, "relaxation_steps"):
+        tau = float(p.result.relaxation_steps(base.lr, base.batch_size))
+    return pred, tau, None, []
+
+
+def _flow_values(flow: Any, evaluate: Callable[[np.ndarray], np.ndarray], names: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The observables over the flow's stationary state: their value at a fixed point, their
+    mean over one period of a steady rotation (with a note for each observable the rotation
+    moves: a tail average matches that mean only over many periods)."""
+    if flow.kind != "rotating":
+        return evaluate(flow.theta), []
+    pts = _rotation_samples(flow.rotation_generator, flow.theta)
+    vals = np.asarray(evaluate(pts), dtype=float)
+    mean = vals.mean(axis=0)
+    spread = vals.max(axis=0) - vals.min(axis=0)
+    moved = [nm for nm, d, m in zip(names, spread, mean) if d > 1e-6 * max(1.0, abs(m))]
+    notes = []
+    if moved:
+        notes.append(f"the steady rotation of the flow (ω = {flow.rotation_rate:.4g} per unit η²k/S) moves "
+                     f"{', '.join(moved)}: predicted is the mean over one period, which a tail average matches only "
+                     "over many periods; prefer invariants of the rotation")
+    return mean, notes
 
 
 # ------------------------------------------------------------------------------------------
@@ -433,6 +521,7 @@ def compare(
     observables: Mapping[str, Any] | None = None,
     predicted: Any = None,
     weight_decay: float = 0.0,
+    prediction: str = "auto",
     tail: float = 0.25,
     richardson: bool = True,
     order: str = "auto",
@@ -471,11 +560,20 @@ def compare(
         default: the charges.
     predicted
         Override the prediction: θ* (a sequence of n numbers, or an object with a ``theta``
-        attribute) or the predicted values of the observables (a mapping name -> value).
+        attribute), the predicted values of the observables (a mapping name -> value), or a
+        :class:`~noether_sym.NoetherFlow` integrated from ``theta0`` (route ``"noether_flow"``).
         Default: :func:`~noether_sym.noise_equilibrium` for one generator (with
-        ``weight_decay`` (E18)), :func:`~noether_sym.joint_equilibrium` for commuting ones.
+        ``weight_decay`` (E18)), :func:`~noether_sym.joint_equilibrium` for commuting ones,
+        and the Noether flow (E22), :func:`~noether_sym.noether_flow`, where those do not
+        give the stationary state (generators that do not commute; a local symmetry the
+        generators miss). ``route`` says which was used.
     weight_decay
         γ of the runs (and of the prediction).
+    prediction
+        ``"auto"`` (default: as just described), ``"generators"`` (the per-generator or joint
+        balance only: a local symmetry raises LocalSymmetryError) or ``"flow"`` (always the
+        Noether flow). On a steady rotation of the flow the predicted values are the means
+        over one period (``warnings`` names observables the rotation moves).
     tail
         Fraction of the run (at the end) that is averaged, in (0, 1].
     richardson, order
@@ -529,10 +627,11 @@ def compare(
         gens = as_generators(generators, loss.n, symmetry="symmetric", rational=False)
     gens_f = [np.array(A.tolist(), dtype=float) for A in gens]
     names, evaluate = _observable_functions(loss, observables, gens_f if observables is None else None)
-    pred, theta_star, how, p = _prediction(loss, predicted, names, evaluate, gens, th0, base, values, discrete)
-    tau = None
-    if p is not None and hasattr(p.result, "relaxation_steps"):
-        tau = float(p.result.relaxation_steps(base.lr, base.batch_size))
+    if prediction not in _ROUTES:
+        raise InvalidArgumentError(f"prediction must be one of {list(_ROUTES)}; got {prediction!r}")
+    pred, theta_star, how, p = _prediction(loss, predicted, names, evaluate, gens, th0, base, values, discrete,
+                                           prediction)
+    pred, tau, flow, flow_notes = _relaxation(p, pred, evaluate, names, base)
 
     lrs = [base.lr * 2**j for j in range(len(_WEIGHTS.get(order, _WEIGHTS["linear"])) if richardson else 1)]
     seeds = np.random.SeedSequence(seed).spawn(len(lrs))
@@ -550,7 +649,7 @@ def compare(
         names=names, predicted=np.asarray(pred, dtype=float).ravel(), theta_star=theta_star, runs=runs,
         richardson=ext.estimate, richardson_sem=ext.sem, order=ext.order, prediction=how,
         richardson_lrs=ext.lrs, refusal=ext.refusal, projection=None if p is None else p.start,
-        relaxation_steps=tau, notes=ext.notes,
+        relaxation_steps=tau, notes=flow_notes + ext.notes, route="given" if p is None else p.route, flow=flow,
         settings={"loss": loss.name, "lr": base.lr, "batch_size": base.batch_size, "steps": base.steps,
                   "replicas": base.replicas, "weight_decay": base.weight_decay, "tail": float(tail),
                   "seed": seed},
@@ -588,18 +687,25 @@ def _base_options(lr: Any, batch_size: Any, steps: Any, replicas: Any, weight_de
 
 def _prediction(loss: Loss, predicted: Any, names: list[str], evaluate: Callable[[np.ndarray], np.ndarray],
                 gens: list[sp.MatrixBase], th0: np.ndarray, base: SimulationOptions, values: Any,
-                discrete: bool) -> tuple[np.ndarray, np.ndarray | None, str, Any]:
+                discrete: bool, route: str = "auto") -> tuple[np.ndarray, np.ndarray | None, str, Any]:
     """(predicted values, θ* or None, how, the Prediction or None): from the theory, or from
     ``predicted``."""
     if predicted is None:
         p = _predict(loss, gens, th0, weight_decay=base.weight_decay, lr=base.lr,
-                     batch_size=base.batch_size, values=values, discrete=discrete)
+                     batch_size=base.batch_size, values=values, discrete=discrete, route=route)
         return evaluate(p.theta), p.theta, p.how, p
     if isinstance(predicted, Mapping):
         missing = [nm for nm in names if nm not in predicted]
         if missing:
             raise InvalidArgumentError(f"predicted lacks value(s) for {missing}; observables are {names}")
         return np.array([float(predicted[nm]) for nm in names]), None, "given values", None
+    if isinstance(predicted, NoetherFlow):  # a flow already integrated (from this start)
+        if predicted.kind not in ("fixed point", "rotating") or predicted.theta.shape != (loss.n,):
+            raise InvalidArgumentError(f"predicted is a NoetherFlow without a stationary state of this loss "
+                                       f"({predicted.kind}: {predicted.reason})")
+        p = Prediction("noether_flow", predicted, np.asarray(predicted.theta, dtype=float),
+                       f"noether_flow (E22; {predicted.kind}, {predicted.method})")
+        return evaluate(p.theta), p.theta, p.how, p
     raw = getattr(predicted, "theta", predicted)
     theta_star = np.asarray(raw, dtype=float).ravel()
     if theta_star.shape != (loss.n,):
@@ -694,6 +800,22 @@ def _extrapolate(runs: list[Run], richardson: bool, order: str) -> _Extrapolatio
 
 #: compare warns when its base run is shorter than this many relaxation times
 _MIN_RELAXATIONS = 3
+
+
+def _flow_relaxation_steps(flow: Any, evaluate: Callable[[np.ndarray], np.ndarray], lr: float,
+                           batch_size: int) -> float | None:
+    """The flow's relaxation time in SGD steps at (η, S): the τ = η²k/S after which every
+    observable stays within 1/e of its initial distance from the stationary value (from the
+    flow's trajectory; None when it does not resolve one)."""
+    taus, thetas = flow.trajectory
+    if len(taus) < 2:
+        return None
+    vals = np.asarray(evaluate(np.asarray(thetas)), dtype=float)
+    dist = np.abs(vals - vals[-1])
+    far = dist > np.exp(-1.0) * np.maximum(dist[0], 1e-300)
+    last = np.nonzero(far.any(axis=1))[0]
+    tau = float(taus[min(last[-1] + 1, len(taus) - 1)]) if last.size else 0.0
+    return tau * batch_size / lr**2 if tau > 0 else None
 
 
 richardson_fn = richardson

@@ -10,14 +10,23 @@ passed, seconds. Three kinds (THEORY §9):
   form);
 * stochastic -- predictions against simulated SGD with a stated tolerance: the expected
   one-step charge change (E11), the noise equilibrium (E16)-(E17), the weight-decay
-  equilibrium of the divergent class (E18), the two-layer equilibrium (E21) and the
-  sharpness at the equilibrium (E19). Tolerances are ``rtol·|predicted| + z·s.e.``: ``rtol``
+  equilibrium of the divergent class (E18), the two-layer equilibrium (E21), the
+  sharpness at the equilibrium (E19) and the stationary state of the Noether flow (E22,
+  :mod:`._verify_flow`). Tolerances are ``rtol·|predicted| + z·s.e.``: ``rtol``
   is the allowance for the O(η) bias of the simulated learning rate (stated per check),
   the s.e. is measured over independent replicas.
 
 Checks are generic: they use only the Loss, the generators the finder returns, the
 family's default start and simulation settings, and (for (E21)) the family's declared
 data model. A family lists the THEORY tags that apply (``Family.theorems``).
+
+Which prediction a stochastic check uses is decided from the loss, never from the family's
+name, and every verdict says it (``detail``: "prediction (route): ..."): the (E16) check
+predicts per generator (one generator, or the joint balance of commuting ones) unless a
+local symmetry the generators miss drives the slow flow (``predict_equilibrium`` raises
+LocalSymmetryError, e.g. leaky-ReLU units that share their activation pattern); then its
+prediction is the stationary state of the Noether flow (E22). The shared machinery (the
+verdict, a family's case, the comparison helpers) lives in :mod:`._verify_base`.
 """
 
 
@@ -29,12 +38,11 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import sympy as sp
-from scipy.integrate import quad
 from scipy.linalg import expm
 
 from noether_sym import families as fam_mod
@@ -43,53 +51,29 @@ from .._errors import InvalidArgumentError, NoetherSymError
 from .._printing import NotebookDisplay
 from ..compile._compiled import compiled
 from ..compile._confirm import confirm_generator
-from ..data._moments import compiled_moments, expectation
-from ..data._sample import make_sampler
+from ..data._moments import expectation
 from ..report._latex import document, to_latex
 from ..report._plot import _figure_class
 from ..simulate._run import simulate
 from ..symmetry._charges import confirm_conservation
-from ..symmetry._finder import find_symmetries
 from ..theory._predict import TwoLayerModel, predict_equilibrium
 from ..theory._sharpness import sharpness_along_orbit
-from ._compare import compare
+from ._verify_base import (
+    _MAX_STEPS,
+    _RTOL,
+    Check,
+    _Case,
+    _compare_resolved,
+    _flow_steps,
+    _sim_settings,
+    _split_observables,
+    _stochastic_from_comparison,
+    _timed,
+    _z,
+)
+from ._verify_flow import check_noether_flow, flow_comparison, local_symmetry_flow
 
-__all__ = ['Check', 'VerifyReport', 'check_generators', 'check_transport', 'check_noise_orthogonality', 'check_conservation', 'check_one_step', 'check_spectral', 'check_expected_step', 'check_equilibrium', 'check_weight_decay', 'check_two_layer', 'check_divergence', 'check_sharpness', 'verify']
-
-
-
-@dataclass
-class Check:
-    """One verdict.
-
-    ``predicted``/``measured``/``tolerance`` are numbers: for exact checks the residual (0)
-    or a count; for numeric checks a relative residual against its bound; for stochastic
-    checks the predicted and measured values and the absolute tolerance
-    ``rtol·|predicted| + z·s.e.``.
-    """
-
-    family: str
-    theorem: str
-    statement: str
-    kind: str
-    predicted: float
-    measured: float
-    tolerance: float
-    passed: bool
-    seconds: float = 0.0
-    detail: str = ""
-    sem: float | None = None
-    figure: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["passed"] = bool(d["passed"])
-        for k in ("predicted", "measured", "tolerance", "sem"):
-            v = d[k]
-            if v is not None:
-                v = float(v)
-                d[k] = v if math.isfinite(v) else str(v)
-        return d
+__all__ = ['Check', 'VerifyReport', 'check_conservation', 'check_divergence', 'check_equilibrium', 'check_expected_step', 'check_generators', 'check_noether_flow', 'check_noise_orthogonality', 'check_one_step', 'check_sharpness', 'check_spectral', 'check_transport', 'check_two_layer', 'check_weight_decay', 'verify']
 
 
 @dataclass
@@ -211,128 +195,10 @@ def _atomic_write(path: str, text: str) -> None:
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
     os.replace(tmp, path)
-
-
-# ------------------------------------------------------------------------------------------
-# a family's case: the loss, its start, its generators (all computed once)
-# ------------------------------------------------------------------------------------------
-
-
-class _Case:
-    def __init__(self, family: Any, *, quick: bool, seed: int, perturb: float) -> None:
-
-        self.family = family
-        self.name = family.name
-        self.quick = quick
-        self.seed = seed
-        self.perturb = perturb  # multiplies every stochastic prediction (tests: the checks can fail)
-        self.loss = family.build()
-        self.theta0 = np.asarray(family.theta0(self.loss, seed=seed), dtype=float)
-        self.settings = dict(family.settings)
-        self.sym = find_symmetries(self.loss, seed=seed)
-        self.gens = list(self.sym.generators)
-        self.gens_f = [np.array(A.tolist(), dtype=float) for A in self.gens]
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
-        self.figures: dict[int, Callable[[], Any]] = {}
-        self._mf = None
-        self._minimum = None
-
-    # ---- shared numeric helpers ------------------------------------------------------------
-    @property
-    def n(self) -> int:
-        return self.loss.n
-
-    def moments(self) -> Any:
-        """θ -> ∇L, Σ: the exact moments compiled (polynomial data models), or, when the loss
-        has no exact moments (kinks, non-polynomial terms), the empirical moments of one
-        fixed sample of 100,000 draws. With a fixed sample the symmetry identities (E5)-(E7),
-        (E14) hold exactly sample by sample, so they still hold to rounding."""
-        if self._mf is None:
-
-            try:
-                self._mf = compiled_moments(self.loss)
-                self.exact_moments = True
-            except NoetherSymError:
-                self._mf = _EmpiricalMoments(self.loss, self.sample(100_000))
-                self.exact_moments = False
-        return self._mf
-
-    exact_moments = True
-
-    def sample(self, k: int) -> np.ndarray | None:
-
-        s = make_sampler(self.loss)
-        return s.draw(self.rng, (k,)) if s.d else None
-
-    def point(self) -> np.ndarray:
-        """A random point near the start (generic: off any special set)."""
-        return self.theta0 + 0.3 * self.rng.standard_normal(self.n)
-
-    def some_generators(self, k: int = 3) -> list[int]:
-        return list(range(min(k, len(self.gens))))
-
-    def minimum(self) -> np.ndarray:
-        """A point on the minimum manifold near the start: gradient descent on the population
-        loss (exact or empirical ∇L) from the default start. Gradient flow conserves the
-        charges (E9) and GD changes them by O(η) only, so the point keeps the start's place
-        along the orbits."""
-        if self._minimum is None:
-            mf = self.moments()
-            if not self.exact_moments:  # GD on the empirical loss of a 4,000-draw subsample
-                mf = _EmpiricalMoments(self.loss, self._mf.X[:4_000])
-            lr = min(float(self.settings.get("lr", 0.01)) * 5, 0.1)
-            th = self.theta0.copy()
-            g0 = float(np.linalg.norm(mf.mean_grad(th))) + 1e-300
-            for _ in range(200 if self.exact_moments else 30):
-                for _ in range(100):
-                    th = th - lr * mf.mean_grad(th)
-                if not np.all(np.isfinite(th)):
-                    raise InvalidArgumentError(f"{self.name}: gradient descent to a minimum diverged (lr {lr})")
-                if np.linalg.norm(mf.mean_grad(th)) < (1e-10 if self.exact_moments else 1e-6) * max(1.0, g0):
-                    break
-            self._minimum = th
-        return self._minimum
-
-
-class _EmpiricalMoments:
-    """Mean gradient and covariance over one fixed sample (see :meth:`_Case.moments`)."""
-
-    def __init__(self, loss: Any, X: np.ndarray | None) -> None:
-
-        self.cl = compiled(loss)
-        self.X = X
-        self.n = loss.n
-
-    def _g(self, th: np.ndarray) -> np.ndarray:
-        k = 1 if self.X is None else self.X.shape[0]
-        return self.cl.grad(np.broadcast_to(np.asarray(th, dtype=float), (k, self.n)), self.X)
-
-    def mean_grad(self, th: np.ndarray) -> np.ndarray:
-        return self._g(th).mean(axis=0)
-
-    def covariance(self, th: np.ndarray) -> np.ndarray:
-        g = self._g(th)
-        d = g - g.mean(axis=0)
-        return d.T @ d / g.shape[0]
-
-
 # ------------------------------------------------------------------------------------------
 # checks: each takes a _Case and returns verdicts
 # ------------------------------------------------------------------------------------------
 
-
-def _timed(fn: Callable[[_Case], list[Check]]) -> Callable[[_Case], list[Check]]:
-    def run(case: _Case) -> list[Check]:
-        t = time.perf_counter()
-        out = fn(case)
-        dt = (time.perf_counter() - t) / max(1, len(out))
-        for c in out:
-            c.seconds = dt
-        return out
-
-    run.__name__ = fn.__name__
-    run.__doc__ = fn.__doc__
-    return run
 
 
 @_timed
@@ -459,9 +325,6 @@ def check_spectral(case: _Case) -> list[Check]:
                   0.0, worst, 1e-9, worst <= 1e-9)]
 
 
-def _z() -> float:
-    return 4.0  # standard errors allowed on top of the bias allowance
-
 
 @_timed
 def check_expected_step(case: _Case) -> list[Check]:
@@ -498,136 +361,36 @@ def check_expected_step(case: _Case) -> list[Check]:
     def fig(d: np.ndarray = d, pred: float = pred, meas: float = meas, se: float = se) -> Any:
 
         Figure, Canvas = _figure_class()
-        f = Figure(figsize=(6, 3.6))
+        f = Figure(figsize=(9, 3.6))
         Canvas(f)
-        ax = f.add_subplot(1, 1, 1)
+        ax, bx = f.add_subplot(1, 2, 1), f.add_subplot(1, 2, 2)
         lo, hi = np.percentile(d, [0.5, 99.5])
-        ax.hist(np.clip(d, lo, hi), bins=80, color="C0", alpha=0.6, label="ΔC per replica (clipped to 99%)")
+        inside = (d >= lo) & (d <= hi)
+        ax.hist(d[inside], bins=80, color="C0", alpha=0.6, label="ΔC per replica (central 99%)")
         ax.axvline(pred, color="k", ls="--", label=f"predicted E[ΔC] = {pred:.4g} (E11)")
-        ax.axvspan(meas - 2 * se, meas + 2 * se, color="C3", alpha=0.3, label=f"measured {meas:.4g} ± 2 s.e.")
+        ax.axvline(meas, color="C3", ls=":", label=f"measured mean {meas:.4g}")
+        ax.set_yscale("log")
         ax.set_xlabel("charge change in one SGD step")
         ax.set_ylabel("replicas")
         ax.set_title(f"{case.name}: one step from θ₀, {len(d)} replicas", fontsize=9)
         ax.legend(fontsize=7)
+        ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 3))
+        # the mean against the prediction at the scale of its error bar
+        bx.errorbar([0], [meas], yerr=[2 * se], fmt="o", color="C3", capsize=4, label="measured mean ± 2 s.e.")
+        bx.axhline(pred, color="k", ls="--", label="predicted (E11)")
+        bx.set_xlim(-1, 1)
+        bx.set_xticks([])
+        bx.ticklabel_format(axis="y", style="sci", scilimits=(-3, 3))
+        bx.set_ylabel("E[ΔC]")
+        bx.set_title("mean of ΔC: zoom", fontsize=9)
+        bx.legend(fontsize=7)
+        bx.grid(alpha=0.3)
         f.tight_layout()
         return f
 
     chk._fig = fig  # type: ignore[attr-defined]
     return [chk]
 
-
-def _split_observables(gens_f: list[np.ndarray], k: int) -> tuple[dict[str, Any], list[str]]:
-    """Observables θᵀA₊θ and θᵀA₋θ per generator (A = A₊ − A₋, A± ⪰ 0): positive, so a
-    relative tolerance means something even where the charge itself balances at 0."""
-    obs: dict[str, Any] = {}
-    for i, A in enumerate(gens_f[:k]):
-        a, V = np.linalg.eigh(A)
-        for sign, nm in ((1, "+"), (-1, "-")):
-            sel = sign * a > 1e-12
-            if not sel.any():
-                continue
-            P = (V[:, sel] * (sign * a[sel])) @ V[:, sel].T
-            obs[f"θᵀA{nm}θ [{i + 1}]"] = (lambda T, P=P: np.einsum("...i,ij,...j->...", T, P, T))
-    return obs, list(obs)
-
-
-def _stochastic_from_comparison(case: _Case, theorem: str, statement: str, cmp: Any, rtol: float) -> list[Check]:
-    """Verdicts from a Comparison: the Richardson estimate (full mode) or the measurement at
-    η (quick mode) within rtol·|predicted| + 4 s.e., and the tail must be stationary."""
-    out = []
-    which = "measured" if cmp.richardson is None else "richardson"
-    if cmp.order == "none":
-        rtol = max(rtol, _RTOL["quick"])  # no clean runs to extrapolate: the O(η) bias allowance
-    est = cmp.measured if which == "measured" else cmp.richardson
-    se = cmp.sem if which == "measured" else cmp.richardson_sem
-    stationary = cmp.stationary()
-    for i, nm in enumerate(cmp.names):
-        pred = float(cmp.predicted[i]) * case.perturb
-        tol = rtol * abs(pred) + _z() * float(se[i])
-        ok = abs(float(est[i]) - pred) <= tol and stationary
-        out.append(Check(case.name, f"{theorem} {nm}", statement, "stochastic", pred, float(est[i]), tol, ok,
-                         sem=float(se[i]),
-                         detail=f"{'Richardson (' + cmp.order + ')' if which == 'richardson' else 'at η'}; rtol {rtol:g} "
-                                f"(O(η{'²' if which == 'richardson' else ''}) bias allowance); lr {cmp.settings['lr']}, "
-                                f"{cmp.settings['replicas']} replicas, {cmp.settings['steps']} steps"
-                                + "".join("; " + w for w in cmp.warnings)))
-    out[0]._fig = lambda cmp=cmp: cmp.plot(title=f"{case.name}: {theorem}")  # type: ignore[attr-defined]
-    return out
-
-
-def _flow_steps(case: _Case, th: np.ndarray, gens: list[Any], eta: float, S: int, gamma: float = 0.0) -> int:
-    """Steps the Noether flow needs to come within 1% (in λ) of its equilibrium, from the
-    theory: along one generator dλ/dk = (η²/S) G(λ)/C'(λ) (E12, E14, E15), so
-    k = (S/η²) ∫ C'(λ)/G(λ) dλ from 0 to λ*. With weight decay the charge relaxes at the
-    rate 2ηγ per step: k = log(100)/(2ηγ). The largest over the generators."""
-
-
-    if gamma > 0:
-        return int(math.log(100.0) / (2 * eta * gamma))
-    worst = 0.0
-    for A in gens:
-        eq = predict_equilibrium(case.loss, list(th), [A], batch_size=S).result
-        if not math.isfinite(eq.lam):
-            continue
-        a = np.array([float(v) for v in eq.eigenvalues])
-        s_ = np.array([float(v) for v in eq.noise])
-        n_ = np.array([float(v) for v in eq.norms])
-        lam = float(eq.lam)
-        end = lam - math.copysign(min(0.01 * max(1.0, abs(lam)), abs(lam)), lam)
-
-        def integrand(x: float) -> float:
-            G = float(np.sum(a * np.exp(-2 * x * a) * s_))
-            Cp = float(2 * np.sum(a * a * np.exp(2 * x * a) * n_))
-            return Cp / G if G != 0 else 0.0
-
-        if end != 0:
-            val, _ = quad(integrand, 0.0, end, limit=200)
-            worst = max(worst, abs(val) * S / eta**2)
-    return int(worst)
-
-
-#: the longest simulation a check may ask for (steps); beyond it the check reports failure
-_MAX_STEPS = 400_000
-
-
-def _sim_settings(case: _Case) -> dict[str, Any]:
-    """The family's simulation settings; full mode adds the Richardson runs at 2η and 4η
-    (steps/4 and steps/16: equal η²k, (E12)), quick mode halves the replicas instead."""
-    s = case.settings
-    steps, replicas = int(s.get("steps", 10_000)), int(s.get("replicas", 100))
-    if case.quick:
-        replicas = max(replicas // 2, 32)
-    return dict(lr=float(s.get("lr", 0.01)), batch_size=int(s.get("batch_size", 1)), steps=steps, replicas=replicas,
-                richardson=not case.quick, order=str(case.family.extra.get("richardson", "auto")), tail=0.5, seed=case.seed, records=100 if case.quick else 200)
-
-
-#: full mode: the largest relative 4-s.e. band a stochastic check may have; beyond it the
-#: replicas are scaled up (at most _MAX_REPLICA_FACTOR times) so a 10% error is resolved
-_TARGET_BAND = 0.03
-_MAX_REPLICA_FACTOR = 16
-
-
-def _compare_resolved(case: _Case, th: np.ndarray, **kw: Any) -> Any:
-    """``compare`` with the family's settings; in full mode, when 4 s.e. exceed 3% of a
-    prediction, run again with replicas scaled by (band / 3%)² (the s.e. falls as
-    1/√replicas; at most 16x): the replica count comes from the measured spread, not from
-    a per-family constant."""
-
-    cmp = compare(case.loss, th, **kw)
-    if case.quick:
-        return cmp
-    se = cmp.sem if cmp.richardson is None else cmp.richardson_sem
-    with np.errstate(divide="ignore", invalid="ignore"):
-        band = float(np.nanmax(_z() * se / np.abs(cmp.predicted)))
-    if not math.isfinite(band) or band <= _TARGET_BAND:
-        return cmp
-    factor = min(_MAX_REPLICA_FACTOR, math.ceil((band / _TARGET_BAND) ** 2))
-    kw["replicas"] = int(kw["replicas"]) * factor
-    return compare(case.loss, th, **kw)
-
-
-#: bias allowances: quick mode compares at η (O(η) bias), full mode the Richardson estimate
-_RTOL = {"quick": 0.06, "full": 0.03}
 
 
 @_timed
@@ -643,13 +406,18 @@ def check_equilibrium(case: _Case) -> list[Check]:
         return []
     th = case.minimum()
     kw = _sim_settings(case)
-    need = _flow_steps(case, th, case.gens, kw["lr"], kw["batch_size"])
-    kw["steps"] = max(kw["steps"], min(int(2.5 * need), _MAX_STEPS))
     obs, _ = _split_observables(case.gens_f, 3)
-    cmp = _compare_resolved(case, th, generators=case.gens, observables=obs, **kw)
-    return _stochastic_from_comparison(
-        case, "E16", "SGD settles where Tr[AΣ(θ*)] = 0 on the orbit of a minimum (noise equilibrium)", cmp,
-        _RTOL["quick" if case.quick else "full"])
+    statement = "SGD settles where Tr[AΣ(θ*)] = 0 on the orbit of a minimum (noise equilibrium)"
+    local = local_symmetry_flow(case, th, kw["batch_size"])
+    if local is not None:  # the joint balance is not the stationary state: the flow (E22) is
+        flow, why = local
+        cmp = flow_comparison(case, th, flow, obs, kw)
+        statement += f"; predicted by the Noether flow (E22), not per generator: {why}"
+    else:
+        need = _flow_steps(case, th, case.gens, kw["lr"], kw["batch_size"])
+        kw["steps"] = max(kw["steps"], min(int(2.5 * need), _MAX_STEPS))
+        cmp = _compare_resolved(case, th, generators=case.gens, observables=obs, **kw)
+    return _stochastic_from_comparison(case, "E16", statement, cmp, _RTOL["quick" if case.quick else "full"])
 
 
 @_timed
@@ -736,13 +504,13 @@ def check_divergence(case: _Case) -> list[Check]:
     R = kw["replicas"] * (1 if case.quick else 4)
     C0 = float(th @ case.gens_f[0] @ th)
     pred = (2 * eta**2 / S * s_pos * C0 * steps) * case.perturb  # predicted C(k)² − C₀², equal for equal η²k
-    vals, ses = [], []
-    for j, e in enumerate([eta] if case.quick else [eta, 2 * eta]):
+    vals, ses, runs = [], [], []
+    lrs = [eta] if case.quick else [eta, 2 * eta]
+    for j, e in enumerate(lrs):
         st = steps // 4**j
         r_ = simulate(case.loss, th, lr=e, batch_size=S, steps=st, replicas=R, record=["charges"],
                       every=max(1, st // 50), generators=[A], seed=case.seed + j)
-        if j == 0:
-            res = r_
+        runs.append(r_)
         d = r_["charges"][-1, :, 0] ** 2 - C0**2
         d = d[np.isfinite(d)]
         vals.append(float(d.mean()))
@@ -756,21 +524,38 @@ def check_divergence(case: _Case) -> list[Check]:
                 "stochastic", pred, meas, tol, abs(meas - pred) <= tol, sem=se,
                 detail=f"{how}; {R} replicas, {steps} steps, η={eta}, S={S}; rtol {rtol} (bias allowance)")
 
-    def fig(res: Any = res, C0: float = C0, s_pos: float = s_pos) -> Any:
-
+    def fig(runs: list[Any] = runs, C0: float = C0, s_pos: float = s_pos) -> Any:
+        # left: C² against the charge time η²k/S at every learning rate the check ran, with
+        # (E12)'s line; right: exactly what the table compares -- C(k)² − C₀² at the end of
+        # each run and its η → 0 estimate, against the prediction
         Figure, Canvas = _figure_class()
-        f = Figure(figsize=(6, 3.6))
+        f = Figure(figsize=(10, 3.8))
         Canvas(f)
-        ax = f.add_subplot(1, 1, 1)
-        t = np.asarray(res.times)
-        m, sd = (res["charges"][:, :, 0] ** 2).mean(axis=1), (res["charges"][:, :, 0] ** 2).std(axis=1)
-        ax.plot(t, m, label="measured C² (mean ± sd over replicas)")
-        ax.fill_between(t, m - sd, m + sd, alpha=0.2)
-        ax.plot(t, C0**2 + 2 * eta**2 / S * s_pos * C0 * t * case.perturb, "k--", label="predicted (E12)")
-        ax.set_xlabel("SGD step")
+        ax, bx = f.add_subplot(1, 2, 1), f.add_subplot(1, 2, 2)
+        for j, (e, r_) in enumerate(zip(lrs, runs)):
+            tau = np.asarray(r_.times) * e**2 / S
+            c2 = r_["charges"][:, :, 0] ** 2
+            m, sd = np.nanmean(c2, axis=1), np.nanstd(c2, axis=1)
+            ax.plot(tau, m, color=f"C{j}", label=f"measured C² at η={e:g} (mean ± sd)")
+            ax.fill_between(tau, m - sd, m + sd, color=f"C{j}", alpha=0.15, lw=0)
+        tau = np.asarray(runs[0].times) * eta**2 / S
+        ax.plot(tau, C0**2 + 2 * s_pos * C0 * tau * case.perturb, "k--", label="predicted (E12)")
+        ax.set_xlabel("charge time η²k/S")
         ax.set_ylabel("C² (C = θᵀAθ)")
         ax.set_title(f"{case.name}: divergent class, no weight decay", fontsize=9)
         ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
+        bx.errorbar(lrs, vals, yerr=ses, fmt="o", color="C0", capsize=3, label="C² − C₀² at the end, ± s.e.")
+        if not case.quick:
+            bx.errorbar([0.0], [meas], yerr=[se], fmt="s", mfc="none", color="C3", capsize=3,
+                        label="η → 0 (Richardson): the table's measured value")
+        bx.axhline(pred, color="k", ls="--", label="predicted (E12, E18)")
+        bx.set_xlim(left=-0.1 * max(lrs), right=1.15 * max(lrs))
+        bx.set_xlabel("learning rate η (runs of equal η²k)")
+        bx.set_ylabel("C(k)² − C₀²")
+        bx.set_title("what the verdict compares", fontsize=9)
+        bx.legend(fontsize=7)
+        bx.grid(alpha=0.3)
         f.tight_layout()
         return f
 
@@ -817,6 +602,7 @@ CHECKS: list[tuple[str, Callable[[_Case], list[Check]]]] = [
     ("E18", check_divergence),
     ("E19", check_sharpness),
     ("E21", check_two_layer),
+    ("E22", check_noether_flow),
 ]
 
 

@@ -2,7 +2,9 @@
 
 Symmetries, the drift of every charge and, at a point θ (``--theta`` or a seeded random
 point with short decimals, taken exactly), the noise equilibrium and sharpness along each
-generator; as text, ``--json`` or a complete LaTeX document (``--latex``). Catalog
+generator, and the Noether flow (E22) where the per-generator predictions do not apply
+(the output says which prediction it uses); as text, ``--json`` or a complete LaTeX
+document (``--latex``). Catalog
 families without a data model get independent standard normal data (``--gaussian``
 forces that for any loss).
 """
@@ -82,6 +84,12 @@ def run(args: argparse.Namespace) -> int:
     for k, (eq, sh) in enumerate(zip(d.equilibria, d.sharpness), start=1):
         print(f"  generator {k}: {eq.kind}, λ* = {eq.lam:.6g} ({eq.method}); sharpness: {sh.verdict} "
               f"(T(λ*) − T(0) = {sh.change:.4g})")
+    if d.flow is not None:
+        fl = d.flow
+        print(f"  Noether flow (E22): {fl.kind}, θ = {np.array2string(np.asarray(fl.theta), precision=5)}, "
+              f"rotation rate {fl.rotation_rate:.5g} rad per unit η²k/S")
+    if d.how:
+        print(f"  prediction used: {d.prediction}: {d.how}")
     for note in d.notes:
         print(f"  note: {note}")
     return 0

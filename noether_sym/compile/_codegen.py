@@ -164,9 +164,8 @@ class _Writer:
                             self.deriv_nodes[(i, k)] = graph.fn_partial(i, k)
             rev_order = sorted(active, reverse=True)
             roots += list(self.deriv_nodes.values()) + active
-        needed: set[int] = set()
-        for r in roots:
-            needed |= _ancestors(graph, r)
+        # one walk from all roots (a walk per root would revisit shared sub-expressions)
+        needed = _ancestors(graph, roots)
         return needed, rev_order
 
     def source(self, name: str) -> str:

@@ -129,12 +129,16 @@ def _to_fmpq(x: Any) -> Any:
 class ExactModel:
     """Exact evaluation of one DAG root (the per-sample loss) in θ, x and helper variables."""
 
-    def __init__(self, graph: Graph, root: int, n_theta: int) -> None:
+    def __init__(self, graph: Graph, root: int, n_theta: int, within: set[int] | None = None) -> None:
+        """``within``: evaluate only these nodes (with their sign and atom variables); the
+        variables of a large model are then those of the part a check touches (FLINT stores
+        every monomial with a field per context variable). Values outside it raise
+        UnsupportedExpressionError."""
         self.graph = graph
         self.root = root
         self.n_theta = n_theta
         nodes = graph.nodes
-        reach = _ancestors(graph, root)
+        reach = set(within) if within is not None else _ancestors(graph, root)
         # Close under the derivative rules of generic functions (may add nodes / atoms).
         frontier = [i for i in reach if nodes[i].op == "fn" and nodes[i].data not in ("exp", "log")]
         seen_fn: set[int] = set()
@@ -156,9 +160,11 @@ class ExactModel:
             if not frontier:
                 break
         self.reach = reach
+        self._within = within is not None
         names: list[str] = []
         self.var_of_input: dict[int, int] = {}
-        for i, nd in enumerate(nodes):
+        for i in range(len(nodes)) if within is None else sorted(reach):
+            nd = nodes[i]
             if nd.op == "in":
                 self.var_of_input[i] = len(names)
                 names.append(f"in{nd.data}")
@@ -186,7 +192,9 @@ class ExactModel:
         self._one = self.ctx.from_dict({(0,) * len(names): 1})
         self._val: dict[int, Frac] = {}
         self._der: dict[int, Frac] = {}
-        self._dtheta: list[Frac] | None = None
+        self._dtheta: dict[int, Frac] = {}
+        self._affected: set[int] = set()
+        self._parents: list[list[int]] | None = None
 
     # ---- basic values ----------------------------------------------------------------------
     def const(self, q: Any) -> Frac:
@@ -244,6 +252,8 @@ class ExactModel:
 
     def val(self, i: int) -> Frac:
         """Exact value of node i (memoized)."""
+        if self._within and i not in self.reach:
+            raise UnsupportedExpressionError(f"internal: node {i} is outside the part of the graph this model evaluates")
         return _postorder(self._val, i, self._val_deps, self._val_node)
 
     def _val_deps(self, j: int) -> list[int]:
@@ -305,14 +315,36 @@ class ExactModel:
         n = self.n_theta
         if not isinstance(J, dict):
             J = {(i, j): J[i][j] for i in range(n) for j in range(n) if J[i][j] != 0}
-        th = [self._gens[self.var_of_input[i]] for i in range(n)]
         acc: dict[int, Any] = {}
         for (i, j), q in J.items():
             if q != 0:
-                term = th[j] * _to_fmpq(q)
+                term = self._gens[self.var_of_input[j]] * _to_fmpq(q)
                 acc[i] = acc[i] + term if i in acc else term
-        self._dtheta = [Frac(acc[i]) if i in acc else Frac(self._zero) for i in range(n)]
+        self._dtheta = {i: Frac(p) for i, p in acc.items()}
         self._der = {}
+        # only nodes downstream of a moved parameter can have a nonzero derivative: the
+        # walk below touches those alone (a candidate moves few of a large model's inputs)
+        self._affected = self._downstream([i for i in acc])
+
+    def _downstream(self, inputs: list[int]) -> set[int]:
+        """Node ids that depend on the graph inputs ``inputs`` (parameter indices)."""
+        nodes = self.graph.nodes
+        if getattr(self, "_parents", None) is None or len(self._parents) != len(nodes):
+            parents: list[list[int]] = [[] for _ in nodes]
+            for j, nd in enumerate(nodes):
+                for a in set(nd.args):
+                    parents[a].append(j)
+            self._parents = parents
+            self._input_node = {nd.data: i for i, nd in enumerate(nodes) if nd.op == "in"}
+        seen = {self._input_node[i] for i in inputs}
+        stack = list(seen)
+        parents = self._parents
+        while stack:
+            for q in parents[stack.pop()]:
+                if q not in seen:
+                    seen.add(q)
+                    stack.append(q)
+        return seen
 
     def der(self, i: int) -> Frac:
         """D_V of node i (memoized for the current direction)."""
@@ -320,26 +352,29 @@ class ExactModel:
 
     def _der_deps(self, j: int) -> list[int]:
         nd = self.graph.nodes[j]
-        if nd.op in ("in", "const", "sign", "heaviside"):
+        if j not in self._affected or nd.op in ("in", "const", "sign", "heaviside"):
             return []
         if nd.op == "pw":
-            return list(nd.args[0::2])
-        return list(nd.args)
+            return [a for a in nd.args[0::2] if a in self._affected]
+        return [a for a in nd.args if a in self._affected]
 
     def _der_node(self, j: int) -> Frac:
         nd = self.graph.nodes[j]
         op = nd.op
         zero = Frac(self._zero)
+        if j not in self._affected:
+            return zero
         if op == "in":
-            return self._dtheta[nd.data] if nd.data < self.n_theta else zero
+            return self._dtheta.get(nd.data, zero) if nd.data < self.n_theta else zero
         if op in ("const", "sign", "heaviside"):
             return zero
-        d = [self._der[a] for a in nd.args] if op != "pw" else None
+        d = [self._der[a] if a in self._affected else zero for a in nd.args] if op != "pw" else None
         half = flint.fmpq(1, 2)
         if op == "add":
             out = zero
             for x in d:
-                out = out + x
+                if not x.is_zero():
+                    out = out + x
             return out
         if op == "sub":
             return d[0] - d[1]
@@ -373,7 +408,7 @@ class ExactModel:
         if op == "pw":
             out = zero
             for w, val in zip(self._branch_weights(j), nd.args[0::2]):
-                dv = self._der[val]
+                dv = self._der[val] if val in self._affected else zero
                 if not dv.is_zero():
                     out = out + w * dv
             return out

@@ -17,6 +17,7 @@ condition) are recorded so that callers can keep sample points away from kinks.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -289,9 +290,10 @@ def _exp_log(b: Any, ex: Any) -> Any:
     return sp.exp(sp.Mul(ex, sp.log(b), evaluate=False), evaluate=False)
 
 
-def _ancestors(graph: Graph, root: int) -> set[int]:
+def _ancestors(graph: Graph, root: int | Sequence[int]) -> set[int]:
+    """Node ids reachable from ``root`` (one id or several), kink arguments included."""
     seen: set[int] = set()
-    stack = [root]
+    stack = list(root) if isinstance(root, (list, tuple, set, frozenset)) else [root]
     nodes = graph.nodes
     while stack:
         i = stack.pop()

@@ -79,6 +79,7 @@ class MatrixGradient:
         self.dims = [int(d) for d in dims]
         self.n_layers = len(self.dims) - 1
         self.bias = bool(bias)
+        self.activation = activation  # the SymPy form, for code generators other than NumPy's
         self._act = None if activation is None else _activation_code(activation)
         # (slice of W_l, shape of W_l, slice of b_l or None) per layer, in flattening order
         self.layers: list[tuple[slice, tuple[int, int], slice | None]] = []

@@ -11,9 +11,10 @@ Modules
     :func:`moments` (∇L, M, Σ exactly or by Monte Carlo), :func:`expectation`,
     :func:`compiled_moments`.
 ``_piecewise``
-    :func:`cone_moments`, :func:`cone_hessian`: deterministic E[ℓ], ∇L, M, Σ and the
-    population Hessian of piecewise-linear units (ReLU, leaky ReLU, Abs) on Gaussian data,
-    by cubature over the cones of constant activation pattern; ``moments`` uses it.
+    :func:`cone_moments`, :func:`cone_hessian`, :func:`cone_derivatives`: deterministic
+    E[ℓ], ∇L, M, Σ, the population Hessian and ∇Tr(HΛ) of piecewise-linear units (ReLU,
+    leaky ReLU, Abs) on Gaussian data, by cubature over the cones of constant activation
+    pattern; ``moments``, the gradient flow Φ(θ₀) and the Noether flow's population use it.
 ``_sample``
     Samplers that draw data (random symbols) or index a dataset for simulation.
 """

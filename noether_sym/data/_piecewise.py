@@ -56,7 +56,7 @@ from ._model import _float_point
 from ._polynomial import _data_kind
 from ._sample import _numeric_args, _value_map
 
-__all__ = ['ConeMoments', 'cone_moments', 'cone_hessian']
+__all__ = ['ConeDerivatives', 'ConeMoments', 'cone_derivatives', 'cone_hessian', 'cone_moments']
 
 #: method label of the deterministic route (also used by ``moments``)
 METHOD_CONES = "gaussian cones (deterministic cubature)"
@@ -534,6 +534,139 @@ def cone_hessian(loss: Any, theta: Any, *, values: Mapping | None = None, step: 
     err = np.array(errs).T
     err = np.maximum(err, err.T) + np.abs(H - H.T) / 2
     return (H + H.T) / 2, err
+
+
+# ------------------------------------------------------------------------------------------
+# Batched ∇L and its derivatives (gradient flow, the Noether flow)
+# ------------------------------------------------------------------------------------------
+
+
+def _grad_nodes(loss: Loss, model: _Model, th: np.ndarray, values: Mapping | None) -> tuple[np.ndarray, np.ndarray]:
+    """Data rows and weights of the fine rule for E[g] at θ (ζ rule of degree p: E[g] only)."""
+    st = _Setup(loss, model, th, values)
+    zeta, wz = _zeta_rule(st.D - st.r, model.degree)
+    n_eta = _level_sizes(st.R, st.r, _orders(st.r)[0])
+    if n_eta * len(wz) > BUDGET:
+        raise _NotPiecewise(f"the cone cubature needs ~{n_eta * len(wz):,} points, over the budget of {BUDGET:,}")
+    eta, we = _eta_rule(st.R, st.e, _orders(st.r)[0])
+    xi = ((eta @ st.Q.T)[:, None, :] + (zeta @ st.Qp.T)[None, :, :]).reshape(-1, st.D)
+    X = st.mu + st.sd * xi
+    if len(st.const):
+        X = np.concatenate([X, np.broadcast_to(st.const, (X.shape[0], len(st.const)))], axis=1)
+    return X, (we[:, None] * wz[None, :]).ravel()
+
+
+@dataclass
+class ConeDerivatives:
+    """Deterministic ∇L, H and D³L contractions of a piecewise-linear loss on Gaussian data.
+
+    Built by :func:`cone_derivatives`. ∇L is the cone cubature at each point of a batch (one
+    compiled call for the whole batch); H and the contraction ∇_θ Tr(H(θ)Λ) are central
+    differences of that ∇L with one Richardson step. L is analytic in θ while the switching
+    hyperplanes stay in general position, so the differences converge at their nominal order:
+    ∇L is accurate to ~1e-13 in one input dimension, H to ~1e-9, the contraction to ~1e-7
+    (relative to the scale of θ).
+    """
+
+    loss: Loss
+    values: Mapping | None = None
+    #: relative steps of the Hessian and of the third-derivative differences
+    hessian_step: float = 1e-3
+    third_step: float = 2e-2
+
+    def __post_init__(self) -> None:
+        self._model = _model(self.loss)  # raises _NotPiecewise
+        self.evaluations = 0
+
+    def grad(self, T: np.ndarray) -> np.ndarray:
+        """∇L at a batch of points ``(B, n)`` -> ``(B, n)``."""
+        T = np.atleast_2d(np.asarray(T, dtype=float))
+        Xs, ws, owner = [], [], []
+        for b, th in enumerate(T):
+            if not np.all(np.isfinite(th)):
+                raise InvalidArgumentError(f"theta must be finite; got {th}")
+            X, w = _grad_nodes(self.loss, self._model, th, self.values)
+            Xs.append(X)
+            ws.append(w)
+            owner.append(np.full(len(w), b))
+        X, w, own = np.concatenate(Xs), np.concatenate(ws), np.concatenate(owner)
+        cl = compiled(self.loss)
+        out = np.zeros_like(T)
+        for a in range(0, X.shape[0], _CHUNK):
+            sl = slice(a, a + _CHUNK)
+            g = np.broadcast_to(cl.grad(T[own[sl]], X[sl]), (X[sl].shape[0], T.shape[1]))
+            if not np.all(np.isfinite(g)):
+                raise InvalidArgumentError("the per-sample gradient is not finite at a point of the batch")
+            np.add.at(out, own[sl], g * w[sl, None])
+        self.evaluations += T.shape[0]
+        return out
+
+    def sigma(self, th: np.ndarray) -> np.ndarray:
+        """Σ(θ) = E[g gᵀ] − ∇L∇Lᵀ from the fine rule alone (no coarse rule, no error estimate:
+        :func:`cone_moments` has both)."""
+        th = np.asarray(th, dtype=float)
+        st = _Setup(self.loss, self._model, th, self.values)
+        _, Eg, Egg, _ = _evaluate(self.loss, st, self._model.degree, th, _orders(st.r)[0], True)
+        S = Egg - np.outer(Eg, Eg)
+        return (S + S.T) / 2
+
+    def n_nodes(self, th: np.ndarray) -> int:
+        """Data points one ∇L evaluation at θ uses (the cost of a gradient)."""
+        return int(_grad_nodes(self.loss, self._model, np.asarray(th, dtype=float), self.values)[1].size)
+
+    def hessian(self, th: np.ndarray) -> np.ndarray:
+        """H = ∂∇L/∂θ (central differences h and h/2, one Richardson step; symmetrised)."""
+        th = np.asarray(th, dtype=float)
+        n = th.size
+        h = self.hessian_step * np.maximum(1.0, np.abs(th))
+        E = np.diag(h)
+        G = self.grad(np.concatenate([th + E, th - E, th + E / 2, th - E / 2]))
+        d1 = (G[:n] - G[n:2 * n]) / (2 * h)[:, None]
+        d2 = (G[2 * n:3 * n] - G[3 * n:]) / h[:, None]
+        H = (4 * d2 - d1) / 3
+        return (H + H.T) / 2
+
+    def third(self, th: np.ndarray, Lam: np.ndarray) -> np.ndarray:
+        """∇_θ Tr(H(θ)Λ) with Λ symmetric held fixed: Σ_m μ_m D³L[v_m, v_m, ·] over the
+        eigenpairs of Λ, each a second difference of ∇L along v_m (steps h, h/2, Richardson)."""
+        th = np.asarray(th, dtype=float)
+        mu, vecs = np.linalg.eigh((Lam + Lam.T) / 2)
+        keep = np.abs(mu) > 1e-14 * max(1e-300, float(np.abs(mu).max(initial=0.0)))
+        if not np.any(keep):
+            return np.zeros_like(th)
+        V = vecs.T[keep]
+        h = self.third_step * max(1.0, float(np.linalg.norm(th)))
+        G = self.grad(np.concatenate([th[None, :], th + h * V, th - h * V, th + h / 2 * V, th - h / 2 * V]))
+        k = V.shape[0]
+        g0 = G[0]
+        d1 = (G[1:1 + k] - 2 * g0 + G[1 + k:1 + 2 * k]) / h**2
+        d2 = (G[1 + 2 * k:1 + 3 * k] - 2 * g0 + G[1 + 3 * k:]) / (h / 2) ** 2
+        return mu[keep] @ ((4 * d2 - d1) / 3)
+
+
+def cone_derivatives(loss: Any, *, values: Mapping | None = None) -> ConeDerivatives:
+    """Deterministic batched ∇L, Hessian and third-derivative contraction of a piecewise-linear
+    loss on Gaussian data (same loss class as :func:`cone_moments`).
+
+    Raises
+    ------
+    UnsupportedExpressionError
+        The loss is not of this kind (the message says why).
+
+    Examples
+    --------
+    >>> import sympy as sp, noether_sym as ns
+    >>> from sympy.stats import Normal
+    >>> w = sp.Symbol("w")
+    >>> d = ns.cone_derivatives(ns.Loss(sp.Max(0, w * Normal("x", 0, 1)) ** 2, [w]))
+    >>> round(float(d.grad([[1.5]])[0, 0]), 12), round(float(d.hessian([1.5])[0, 0]), 8)
+    (1.5, 1.0)
+    """
+    loss = as_loss(loss)
+    try:
+        return ConeDerivatives(loss, values)
+    except _NotPiecewise as exc:
+        raise UnsupportedExpressionError(f"no deterministic Gaussian cone derivatives for this loss: {exc.reason}") from None
 
 
 def _cone_moments_or_none(loss: Loss, th: np.ndarray, values: Mapping | None) -> ConeMoments | None:

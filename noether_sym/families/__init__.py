@@ -140,14 +140,22 @@ def _sim(lr: float, batch_size: int, steps: int, replicas: int, **more: Any) -> 
 
 _reg("rescaling", "u (w^T x) with a Gaussian linear teacher; the §7.1 worked example", "7.1",
      rescaling, {"d": None, "Sigma_x": None, "beta": None, "noise_var": HALF}, rescaling_start, _sim(0.01, 1, 30_000, 100),
-     _BALANCED + ("E17", "E19"), lambda **o: 1)
+     _BALANCED + ("E17", "E19", "E22"), lambda **o: 1)
 _reg("matrix-factorization", "two-layer linear net U W x, Gaussian teacher (GL(d) symmetry, Q = WW^T - U^TU)", "7.2",
      matrix_factorization, {"dims": (2, 2, 2), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
-     linear_start, _sim(0.01, 1, 10_000, 100), _BALANCED + ("E20", "E21"), lambda **o: _gl_count(o["dims"]), data_model=teacher_model)
+     linear_start, _sim(0.01, 1, 10_000, 100), _BALANCED + ("E20", "E21", "E22"), lambda **o: _gl_count(o["dims"]),
+     data_model=teacher_model)
 _reg("matrix-factorization-30-40-30", "the paper's Fig. 2: U W x, 30-40-30, x ~ N(0, I), y = x + eps", "7.2",
      matrix_factorization, {"dims": (30, 40, 30), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
      linear_start, _sim(0.002, 1, 16_000, 4), _BALANCED + ("E20", "E21"), lambda **o: _gl_count(o["dims"]),
      data_model=teacher_model, large=True)
+# THEORY §7.2's caveat: both covariances anisotropic, so (E21) misses and the Noether flow (E22)
+# turns the hidden frame; start W = [[1.5, 0.3], [-0.2, 0.8]], U = V W⁻¹ (on the minimum manifold)
+_reg("matrix-factorization-rotating", "U W x, both covariances anisotropic: SGD turns the hidden frame (E22)", "7.2",
+     matrix_factorization, {"dims": (2, 2, 2), "anisotropic": False, "Sigma_x": (1, 4), "Sigma_eps": (HALF**2, 1),
+                            "teacher": ((1, HALF), (-HALF, 1))},
+     lambda loss, rng: [1.5, 0.3, -0.2, 0.8, 5 / 7, 5 / 14, -10 / 63, 55 / 42], _sim(0.0025, 1, 640_000, 100),
+     _BALANCED + ("E22",), lambda **o: _gl_count(o["dims"]), data_model=teacher_model, richardson="quadratic")
 _reg("deep-linear", "deep linear net W_L...W_1 x, Gaussian teacher (one GL(d_i) per hidden layer)", "7.3",
      deep_linear, {"dims": (2, 2, 2, 2), "anisotropic": False, "Sigma_x": None, "Sigma_eps": None, "teacher": None},
      linear_start, _sim(0.02, 1, 15_000, 50), _BALANCED + ("E20",), lambda **o: _gl_count(o["dims"]), data_model=teacher_model)

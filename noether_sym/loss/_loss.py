@@ -211,7 +211,8 @@ class Loss:
         """theta, x, c and sample_expr: every symbol replaced by a real Symbol of the same name
         (the compiler and the exact engine rely on realness, and names must be unique for it)."""
         names = [str(s) for s in (*self.params, *self.data_symbols, *self.constants)]
-        clash = sorted({n for n in names if names.count(n) > 1})
+        seen: set[str] = set()
+        clash = sorted({n for n in names if n in seen or seen.add(n)})
         if clash:
             raise InvalidLossError(
                 f"two different symbols share the name(s) {', '.join(clash)}; give every parameter, "
@@ -360,7 +361,10 @@ def _checked_data(
             )
         if s not in free and dataset is None:
             raise InvalidDataError(f"data symbol {s} does not appear in the loss expression")
-    dups = {s for s in declared if declared.count(s) > 1}
+    counts: dict[sp.Symbol, int] = {}
+    for s in declared:
+        counts[s] = counts.get(s, 0) + 1
+    dups = {s for s, k in counts.items() if k > 1}
     if dups:
         raise InvalidDataError(f"data symbol(s) {', '.join(map(str, dups))} listed twice")
     data_syms = list(randoms) + [s for s in declared if s not in randoms]

@@ -33,6 +33,7 @@ from .._printing import (
     _latex,
     _num,
     _rhs,
+    row_limit,
 )
 from ..symmetry._result import symmetries_latex
 from ..theory._dynamics import dynamics_latex
@@ -84,9 +85,11 @@ def to_latex(obj: Any, names: Mapping[Any, str] | None = None, *, symbol_names: 
 
 #: the one preamble of every document the toolkit writes (derive, prove, verify)
 _PREAMBLE = r"""\documentclass[11pt]{article}
+\IfFileExists{lmodern.sty}{\usepackage[T1]{fontenc}\usepackage{lmodern}}{}
 \usepackage{amsmath,amssymb,amsthm}
 \usepackage[margin=2.2cm]{geometry}
 \allowdisplaybreaks
+\setlength{\emergencystretch}{3em}
 \newtheorem*{theorem}{Theorem}
 \providecommand{\Tr}{\operatorname{Tr}}
 \begin{document}
@@ -113,19 +116,47 @@ def document(body: str, title: str | None = None, *, author: str | None = None) 
     return _PREAMBLE + "\n" + head + body.strip("\n") + "\n\n\\end{document}\n"
 
 
+def _flow_latex(flow: Any) -> str:
+    """The Noether flow's stationary state: its kind, a point of it, the rotation rate."""
+    vec = ",\\allowbreak\\ ".join(_num(v, 6) for v in flow.theta)
+    start = ",\\allowbreak\\ ".join(_num(v, 6) for v in flow.start)
+    rows = [f"Kind: {_escape(flow.kind)}. {_escape(flow.reason)}.",
+            f"From $\\Phi(\\theta_0) = ({start})$ to $\\theta = ({vec})$,",
+            f"rotation rate $\\omega = {_num(flow.rotation_rate, 5)}$ rad per unit $\\eta^2 k/S$;",
+            f"Hessian spectral gap ${_num(flow.gap, 3)}$, tangent dimension {flow.tangent_dim}; "
+            f"method: {_escape(flow.method)}."]
+    if getattr(flow, "divergence_rate", 0):
+        rows.append(f"Divergence rate $dC/d\\tau = {_num(flow.divergence_rate, 5)}$.")
+    return "\n".join(rows)
+
+
+#: rows of one long sum in a derivation document (the rest is counted, not printed)
+DOCUMENT_ROWS = 6
+
+
 def derivation_document(d: Any, names: Mapping[Any, str] | None = None) -> str:
     """A complete LaTeX document for a Derivation: loss, symmetries and charges, the laws of
-    every charge, and at the point θ the equilibria and sharpness of each generator."""
-    names = _check_names(names)
+    every charge, and at the point θ the equilibria and sharpness of each generator.
+
+    Long sums are broken into rows that fit the page, at most :data:`DOCUMENT_ROWS` rows
+    each (the number of terms left out is printed; ``Derivation.to_dict`` has every
+    expression in full); fractions longer than 24 digits print as 15-digit decimals."""
+    with row_limit(DOCUMENT_ROWS):
+        return _derivation_document(d, _check_names(names))
+
+
+def _derivation_document(d: Any, names: Mapping[Any, str] | None) -> str:
     parts = []
-    parts.append(f"Per-sample loss:\n\\begin{{align*}}\n\\ell(\\theta, x) &= {_rhs(d.loss.expr, names)}\n\\end{{align*}}")
+    with row_limit(None):  # the loss itself in full
+        loss_tex = _rhs(d.loss.expr, names)
+    parts.append(f"Per-sample loss:\n\\begin{{align*}}\n\\ell(\\theta, x) &= {loss_tex}\n\\end{{align*}}")
     if d.theta is not None:
         val = lambda v: _latex(v, names) if isinstance(v, sp.Basic) else _num(v)  # noqa: E731
         if isinstance(d.theta, Mapping):  # {symbol or name: value}
-            th = ", ".join(f"{_latex(sp.Symbol(str(k)), names)} = {val(v)}" for k, v in d.theta.items())
+            th = ",\\allowbreak\\ ".join(f"{_latex(sp.Symbol(str(k)), names)} = {val(v)}" for k, v in d.theta.items())
             parts.append(f"Point of evaluation: ${th}$.")
         else:
-            th = ", ".join(val(v) for v in d.theta)
+            th = ",\\allowbreak\\ ".join(val(v) for v in d.theta)
             parts.append(f"Point of evaluation: $\\theta = ({th})$.")
     parts.append("\\subsection*{Symmetries and charges (E4), (E8)}")
     parts.append(symmetries_latex(d.symmetries, names))
@@ -141,6 +172,15 @@ def derivation_document(d: Any, names: Mapping[Any, str] | None = None) -> str:
     if d.joint is not None:
         parts.append("\\subsection*{Joint equilibrium of the commuting generators}")
         parts.append(joint_latex(d.joint, names))
+    if getattr(d, "flow", None) is not None:
+        parts.append("\\subsection*{Stationary state: the Noether flow (E22)}")
+        parts.append(_flow_latex(d.flow))
+    if getattr(d, "how", ""):
+        parts.append(f"\\paragraph{{Prediction used.}} {_escape(d.prediction)}: {_escape(d.how)}")
     for note in d.notes:
         parts.append(f"\\paragraph{{Note.}} {_escape(note)}")
+    parts.append("\\paragraph{Printing.} Exact numbers print as fractions; fractions of more than 24 digits "
+                 "(exact images of floating-point inputs) as 15-digit decimals. Sums longer than "
+                 f"{DOCUMENT_ROWS} rows end with the count of the terms left out; "
+                 "\\texttt{noether-sym derive -{}-json} has every expression in full.")
     return document("\n\n".join(parts), f"Derivation: {d.loss.name}")

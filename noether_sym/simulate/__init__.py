@@ -10,6 +10,9 @@ Modules
     divergence handling, records.
 ``_options``
     :class:`SimulationOptions`: a run's settings, validated once (shared with ``compare``).
+``_fused``
+    The fused compiled backend (``backend="numba"``): one generated numba kernel runs every
+    step of every replica, data drawn inside from counter-based Philox streams.
 ``_kernels``
     The batch gradient of one step: compiled code with the data-only terms hoisted out,
     the families' matrix-form gradient, or the exact mean gradient for GD.

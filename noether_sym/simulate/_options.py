@@ -29,6 +29,7 @@ noether_sym._errors.InvalidArgumentError: replicas must be an integer >= 1; got 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -47,8 +48,15 @@ from .._validate import (
 from ._result import OBSERVABLES
 from ._schedule import Schedule
 
-__all__ = ['SimulationOptions']
+__all__ = ['BACKENDS', 'SimulationOptions']
 
+
+#: the step engines: ``"numpy"`` (the reference), ``"numba"`` (fused compiled kernels,
+#: :mod:`noether_sym.simulate._fused`), ``"auto"`` (numba when it is importable and the run
+#: is one it implements, else numpy, saying why in ``result.settings["backend_note"]``)
+BACKENDS = ("auto", "numpy", "numba")
+#: the environment variable that sets the default backend (``auto`` when unset)
+BACKEND_ENV = "NOETHER_SYM_BACKEND"
 
 # in the order simulate always checked them (the first bad one is reported)
 _NUMBERS = {
@@ -65,7 +73,9 @@ _RECORDING = {
     "replace": Boolean(),
     "chunk_size": Optional(Integer(1)),
     "seed": Optional(Seed()),
+    "backend": Options(BACKENDS),
 }
+
 
 
 @dataclass(frozen=True)
@@ -91,8 +101,11 @@ class SimulationOptions:
     replace: bool = True
     chunk_size: int | None = None
     progress: bool = False
+    backend: str | None = None
 
     def __post_init__(self) -> None:
+        if self.backend is None:
+            object.__setattr__(self, "backend", os.environ.get(BACKEND_ENV, "auto").strip().lower() or "auto")
         self._check(_NUMBERS)
         if self.schedule is not None:
             if not isinstance(self.schedule, Schedule):

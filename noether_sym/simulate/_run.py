@@ -55,10 +55,13 @@ from typing import Any
 
 import numpy as np
 import sympy as sp
+import sympy.stats  # noqa: F401 - sp.stats.E, sp.stats.variance
 
 from .._errors import InvalidArgumentError, ResourceLimitError
-from ..data._sample import make_sampler
+from ..compile._matrix_grads import MatrixGradient
+from ..data._sample import _value_map, make_sampler
 from ..loss._loss import Loss, as_loss
+from ._fused import FusedKernel, run_fused, select_kernel
 from ._kernels import _CompiledKernel, _FastKernel, _MeanGradKernel
 from ._observables import _Generators, generator_arrays
 from ._options import SimulationOptions
@@ -169,7 +172,7 @@ def simulate(
     weight_decay: float = 0.0, momentum: float = 0.0, schedule: Schedule | None = None,
     optimizer: str = "sgd", record: Sequence[str] | None = None, every: int | None = None,
     seed: int | None = 0, replace: bool = True, chunk_size: int | None = None, progress: bool = False,
-    generators: Any = None, sampler: Any = None, values: Mapping | None = None,
+    generators: Any = None, sampler: Any = None, values: Mapping | None = None, backend: str | None = None,
 ) -> SimulationResult:
     """Run SGD (or GD) on ``loss`` for ``replicas`` independent replicas (THEORY (E1)).
 
@@ -235,6 +238,11 @@ def simulate(
     values
         Numbers for symbolic distribution parameters (passed to the sampler and to the
         exact moments).
+    backend
+        ``"numba"`` (fused compiled kernels, :mod:`noether_sym.simulate._fused`), ``"numpy"``
+        (the reference step loop) or ``"auto"`` (default, or ``$NOETHER_SYM_BACKEND``: numba if
+        importable, it implements the run and steps ≥ 10,000 (shorter runs: NumPy), else NumPy; ``settings["backend"]`` and
+        ``["backend_note"]`` say which ran and why). Same seed, same law, different numbers.
 
     Returns
     -------
@@ -249,6 +257,8 @@ def simulate(
         Generators of the wrong shape or not symmetric.
     InvalidDataError
         A loss without a data model (plain data symbols and no ``sampler``).
+    MissingDependencyError
+        ``backend="numba"`` without numba installed.
 
     Notes
     -----
@@ -304,7 +314,7 @@ def simulate(
     options = SimulationOptions(
         lr=lr, batch_size=batch_size, steps=steps, replicas=replicas, weight_decay=weight_decay,
         momentum=momentum, schedule=schedule, optimizer=optimizer, record=record, every=every, seed=seed,
-        replace=replace, chunk_size=chunk_size, progress=progress,
+        replace=replace, chunk_size=chunk_size, progress=progress, backend=backend,
     )
     return run_simulation(loss, theta0, options, generators=generators, sampler=sampler, values=values)
 
@@ -320,8 +330,13 @@ def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, gener
     T0 = _theta0(loss, theta0, o.replicas)
     gens = _generators(loss, generators, o.record)
     data = _DataPlan.build(loss, o, sampler, values)
-    if data.mode == "exact":
-        kernel: Any = _MeanGradKernel(loss, values)
+    fused, backend_note = select_kernel(loss, o, data.mode, data.N, data.full_X[0] if data.mode == "full" else (
+        None if data.N is None else np.asarray(data.sampler.take(np.arange(data.N)), dtype=float)),
+        sampler is not None, values, data.B)
+    if fused is not None:
+        kernel: Any = fused
+    elif data.mode == "exact":
+        kernel = _MeanGradKernel(loss, values)
     elif loss.fast_grad is not None:
         kernel = _FastKernel(loss)
     else:
@@ -332,8 +347,18 @@ def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, gener
     obs = _allocate(o.record, len(times), o.replicas, loss.n, gens)
     theta_out = T0.copy()
     div_step = np.full(o.replicas, -1, dtype=np.int64)
-    seqs = np.random.SeedSequence(seed).spawn(o.replicas)
     bar = _progress_bar(o.replicas * o.steps) if o.progress else None
+    if fused is not None:
+        try:
+            sharp = _fused_sharpness(loss, seed, o.replicas) if "sharpness" in o.record else None
+            run_fused(fused, o, T0, seed, len(times), every, obs, gens, theta_out, div_step, data.B,
+                      MAX_SIMULATION_BYTES, bar, sharp, data.full_X)
+        finally:
+            if bar is not None:
+                bar.close()
+        return _result(loss, o, T0, theta_out, div_step, times, obs, seed, t_start, every, data.mode, kernel,
+                       backend_note, data.note)
+    seqs = np.random.SeedSequence(seed).spawn(o.replicas)
     run = _Run(
         kernel=kernel, cols=kernel.layout == "cols", mode=data.mode, sampler=data.sampler, full_X=data.full_X,
         K=data.K, B=data.B, N=data.N, d=data.d, lr=o.lr, weight_decay=o.weight_decay, momentum=o.momentum,
@@ -348,6 +373,17 @@ def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, gener
     finally:
         if bar is not None:
             bar.close()
+    return _result(loss, o, T0, theta_out, div_step, times, obs, seed, t_start, every, data.mode, kernel,
+                   backend_note, data.note)
+
+
+def _result(loss: Loss, o: SimulationOptions, T0: np.ndarray, theta_out: np.ndarray, div_step: np.ndarray,
+            times: np.ndarray, obs: dict[str, np.ndarray], seed: int, t_start: float, every: int, mode: str,
+            kernel: Any, backend_note: str, gd_note: str = "") -> SimulationResult:
+    settings = _settings(loss, o, every, mode, kernel)
+    settings["backend"] = "numba" if isinstance(kernel, FusedKernel) else "numpy"
+    settings["backend_note"] = backend_note
+    settings["gd"] = gd_note
     return SimulationResult(
         theta=theta_out,
         diverged=div_step >= 0,
@@ -357,7 +393,7 @@ def run_simulation(loss: Loss, theta0: Any, options: SimulationOptions, *, gener
         theta0=T0,
         seed=seed,
         seconds=time.perf_counter() - t_start,
-        settings=_settings(loss, o, every, data.mode, kernel),
+        settings=settings,
         params=tuple(str(p) for p in loss.params),
     )
 
@@ -389,6 +425,7 @@ class _DataPlan:
     B: int
     K: int
     full_X: np.ndarray | None
+    note: str = ""
 
     @classmethod
     def build(cls, loss: Loss, o: SimulationOptions, sampler: Any, values: Mapping | None) -> _DataPlan:
@@ -406,7 +443,12 @@ class _DataPlan:
         mode = _data_mode(o, d, N)
         B = N if mode == "full" else o.batch_size
         full_X = np.array(sampler.take(np.arange(N)), dtype=float)[None] if mode == "full" else None
-        return cls(sampler, d, N, mode, B, block_steps(B, d), full_X)
+        note = ""
+        if mode == "exact":
+            points, note = _gd_points(loss, values, o.seed)
+            if points is not None:
+                mode, B, full_X = "full", points.shape[0], points[None]
+        return cls(sampler, d, N, mode, B, block_steps(B, d), full_X, note)
 
     def chunk_size(self, n: int, replicas: int) -> int:
         """Replicas per chunk that keep the data blocks of a chunk near ``_CHUNK_BYTES``."""
@@ -415,6 +457,50 @@ class _DataPlan:
         else:
             per_replica = 8 * n * max(self.B, 1)
         return max(1, min(replicas, _CHUNK_BYTES // max(per_replica, 1)))
+
+
+#: GD on random-symbol data without an exact mean gradient: E[g] estimated on this many fixed draws
+GD_DRAWS = 4096
+
+
+def _gd_points(loss: Loss, values: Mapping | None, seed: int | None) -> tuple[np.ndarray | None, str]:
+    """Data points whose mean gradient is GD's gradient, when the symbolic E[g] is not used.
+
+    * A linear network (``fast_grad`` a :class:`MatrixGradient` without activation, possibly
+      through an affine data map): the per-sample gradient is a polynomial of degree 2 in
+      the independent random symbols, so its mean depends on their means and variances only,
+      and the 2m points ``μ ± √m σ_j e_j`` (m symbols) have those: their mean gradient is
+      E[g] exactly, at any size (the symbolic E[g] of the 30-40-30 net does not fit in memory).
+    * A loss whose exact moments are refused (ReLU and other piecewise losses): E[g] is
+      estimated on :data:`GD_DRAWS` fixed draws of the data model (seeded by ``seed``), the
+      dataset gradient, with error O(1/√GD_DRAWS); the result's ``settings["gd"]`` says so.
+
+    (None, "") when the exact symbolic E[g] applies (``_MeanGradKernel``)."""
+    fg = loss.fast_grad
+    inner = getattr(fg, "inner", fg)
+    affine = fg is inner or getattr(fg, "_matrix", None) is not None
+    if isinstance(inner, MatrixGradient) and inner._act is None and affine and loss.random_symbols:
+        vals = _value_map(loss, values)
+        mean = np.array([float(sp.stats.E(X).xreplace(vals)) for X in loss.random_symbols])
+        std = np.sqrt([float(sp.stats.variance(X).xreplace(vals)) for X in loss.random_symbols])
+        m = len(mean)
+        pts = np.tile(mean, (2 * m, 1))
+        pts[np.arange(m), np.arange(m)] += np.sqrt(m) * std
+        pts[m + np.arange(m), np.arange(m)] -= np.sqrt(m) * std
+        consts = [float(v) for v in loss.constant_values().values()] if loss.c else []
+        pts = np.concatenate([pts, np.tile(consts, (2 * m, 1))], axis=1) if consts else pts
+        return pts, f"exact E[g]: mean over {2 * m} moment-matched points (the gradient is quadratic in the data)"
+    try:
+        _MeanGradKernel(loss, values)
+        return None, ""
+    except InvalidArgumentError as exc:
+        if "depends on symbol" in str(exc):
+            raise
+        why = str(exc)
+    rng = np.random.default_rng(np.random.SeedSequence([0 if seed is None else seed, 0x6D]))
+    pts = np.asarray(make_sampler(loss, values=values).draw(rng, (GD_DRAWS,)), dtype=float)
+    return pts, (f"E[g] estimated on {GD_DRAWS} fixed draws of the data model (error O(1/sqrt({GD_DRAWS}))), "
+                 f"because {why}")
 
 
 def _data_mode(o: SimulationOptions, d: int, N: int | None) -> str:
@@ -480,6 +566,8 @@ def _progress_bar(total: int) -> Any:
 
 def _settings(loss: Loss, o: SimulationOptions, every: int, mode: str, kernel: Any) -> dict[str, Any]:
     kinds = {"_CompiledKernel": "compiled", "_FastKernel": "fast", "_MeanGradKernel": "exact mean"}
+    if isinstance(kernel, FusedKernel):
+        kinds["FusedKernel"] = "fast" if kernel.shape == "network" else "compiled"  # same gradient, fused
     return {
         "loss": loss.name,
         "lr": o.lr,
@@ -550,21 +638,7 @@ class _Run:
             self.obs[nm][j, act] = val
 
     def _trace_hessian(self, th: np.ndarray, X: Any, aux: list[np.random.Generator]) -> np.ndarray:
-        R, n = th.shape
-        out = np.zeros(R)
-        if n <= _EXACT_TRACE_MAX_N:
-            for i in range(n):
-                V = np.zeros((1, R, n))
-                V[0, :, i] = 1.0
-                out += self.kernel.hvp(th, V, X)[0, :, i]
-            return out
-        P = _HUTCHINSON_PROBES
-        V = np.empty((P, R, n))
-        for r, rng in enumerate(aux):
-            V[:, r, :] = 2.0 * rng.integers(0, 2, size=(P, n)) - 1.0
-        for p in range(P):
-            out += np.einsum("ri,ri->r", self.kernel.hvp(th, V[p : p + 1], X)[0], V[p])
-        return out / P
+        return trace_hessian(self.kernel, th, X, aux)
 
     # ---- the loop ---------------------------------------------------------------------
     def chunk(self, c0: int, T0: np.ndarray, seqs: list[np.random.SeedSequence]) -> None:
@@ -663,6 +737,46 @@ class _Run:
     def _progress(self, done: int, reported: int) -> int:
         self.bar.update(done - reported)
         return done
+
+
+def trace_hessian(kernel: Any, th: np.ndarray, X: Any, aux: list[np.random.Generator]) -> np.ndarray:
+    """Tr H of the batch-mean loss at rows ``th`` (R, n) on the batch ``X``: exact (n probes
+    e_i) for n ≤ 16, else Hutchinson's estimator with Rademacher probes from ``aux`` (one
+    generator per replica)."""
+    R, n = th.shape
+    out = np.zeros(R)
+    if n <= _EXACT_TRACE_MAX_N:
+        for i in range(n):
+            V = np.zeros((1, R, n))
+            V[0, :, i] = 1.0
+            out += kernel.hvp(th, V, X)[0, :, i]
+        return out
+    P = _HUTCHINSON_PROBES
+    V = np.empty((P, R, n))
+    for r, rng in enumerate(aux):
+        V[:, r, :] = 2.0 * rng.integers(0, 2, size=(P, n)) - 1.0
+    for p in range(P):
+        out += np.einsum("ri,ri->r", kernel.hvp(th, V[p : p + 1], X)[0], V[p])
+    return out / P
+
+
+def _fused_sharpness(loss: Loss, seed: int, replicas: int) -> Any:
+    """The ``sharpness`` callable of :func:`~noether_sym.simulate._fused.run_fused`: the NumPy
+    kernel's Hessian-vector products, Hutchinson probes from each replica's second stream
+    (as the NumPy backend draws them)."""
+    kernel = _FastKernel(loss) if loss.fast_grad is not None else _CompiledKernel(loss)
+    aux: dict[int, np.random.Generator] = {}
+    seqs = np.random.SeedSequence(seed).spawn(replicas) if loss.n > _EXACT_TRACE_MAX_N else []
+
+    def sharpness(th: np.ndarray, X: np.ndarray | None, ids: np.ndarray) -> np.ndarray:
+        gens = []
+        for r in ids.tolist() if seqs else []:
+            if r not in aux:
+                aux[r] = np.random.Generator(np.random.PCG64(seqs[r].spawn(1)[0]))
+            gens.append(aux[r])
+        return trace_hessian(kernel, th, X, gens)
+
+    return sharpness
 
 
 def _update(T: np.ndarray, G: np.ndarray, V: np.ndarray | None, T_new: np.ndarray, eta: float, wd: float,

@@ -45,10 +45,10 @@ import numpy as np
 from .._errors import UnsupportedExpressionError
 from ..compile._compiled import CompiledLoss
 from ..loss._loss import Loss
-from ._canonical import _numeric_rref, _round_rational
+from ._canonical import _round_rational
 from ._numeric import _null_from_svd, _sample_rows, gradient_null_completeness
 
-__all__ = ["has_matrix_blocks", "BLOCK_MAX_UNKNOWNS", "BLOCK_MAX_BYTES", "block_memory_estimate", "block_completeness"]
+__all__ = ["BLOCK_MAX_BYTES", "BLOCK_MAX_UNKNOWNS", "block_completeness", "block_memory_estimate", "has_matrix_blocks"]
 
 #: the full ansatz is used while it has at most this many unknowns; beyond, the largest
 #: sides are restricted to diagonal operators (the dense eigen-solve grows as unknowns³)
@@ -240,7 +240,7 @@ def block_candidates(
     if not k:
         return [], info
     null = (V[:, nu - k :] * colscale[:, None]).T
-    rref, pivots = _numeric_rref(null)
+    rref, pivots = _greedy_rref(null)
     info["pivots"] = len(pivots)
     err = info.get("largest_null_singular_value", 0.0) / max(info.get("smallest_kept_singular_value", 1.0), 1e-300)
     rtol = float(min(max(100 * err, 1e-9), 1e-4))
@@ -255,6 +255,47 @@ def block_candidates(
         else:
             cands.append(("exact", _expand(q, sides, shapes, sigma)))
     return cands, info
+
+
+def _greedy_rref(V: np.ndarray, tol: float = 1e-7, block: int = 64) -> tuple[np.ndarray, list[int]]:
+    """Reduced row echelon form of the rows of ``V`` (k x u, rank k): the same pivots as
+    :func:`._canonical._numeric_rref` (columns taken in order, a column is a pivot when its
+    part outside the span of the earlier pivot columns exceeds ``tol``), found by blocked
+    Gram-Schmidt on the columns (matrix products instead of k rank-one updates of the whole
+    matrix), then RREF = V[:, pivots]⁻¹ V."""
+    A = np.array(V, dtype=float)
+    k, u = A.shape
+    if k == 0:
+        return A, []
+    A /= np.max(np.abs(A))
+    Q = np.zeros((k, 0))
+    pivots: list[int] = []
+    for s in range(0, u, block):
+        C = A[:, s : s + block]
+        if Q.shape[1]:
+            C = C - Q @ (Q.T @ C)
+            C = C - Q @ (Q.T @ C)  # twice is enough (Kahan)
+        new = []
+        for j in range(C.shape[1]):
+            c = C[:, j]
+            for q in new:
+                c = c - q * (q @ c)
+            for q in new:
+                c = c - q * (q @ c)
+            nrm = float(np.linalg.norm(c))
+            if nrm > tol:
+                new.append(c / nrm)
+                pivots.append(s + j)
+                if len(pivots) == k:
+                    break
+        if new:
+            Q = np.concatenate([Q, np.stack(new, axis=1)], axis=1)
+        if len(pivots) == k:
+            break
+    R = np.linalg.solve(A[:, pivots], A) if pivots else A[:0]
+    R[np.abs(R) < 1e-12] = 0.0
+    R[np.arange(len(pivots)), pivots] = 1.0
+    return R, pivots
 
 
 def _dense(J: dict, n: int) -> np.ndarray:

@@ -148,26 +148,26 @@ def _canonical(mats: list[dict[tuple[int, int], Fraction]], n: int, sigma: int) 
     """Exact RREF over the flattened upper triangle; returns sympy matrices."""
     if not mats:
         return []
-    pairs = _pairs(n, sigma)
-    col = {p: c for c, p in enumerate(pairs)}
+    # column i·n + j orders the pairs (i ≤ j) row-major like the flattened upper triangle,
+    # without listing all n(n+1)/2 of them
     sdm = {}
     for J in mats:
         row = {}
         for (i, j), v in J.items():
             if (i < j or (i == j and sigma == 1)) and v:
-                row[col[(i, j)]] = QQ(v.numerator, v.denominator)
+                row[i * n + j] = QQ(v.numerator, v.denominator)
         if row:
             sdm[len(sdm)] = row
     if not sdm:
         return []
-    M = DomainMatrix(sdm, (len(sdm), len(pairs)), QQ)
+    M = DomainMatrix(sdm, (len(sdm), n * n), QQ)
     R, pivots = M.rref()
     out = []
     rows = R.to_sdm()
     for r in range(len(pivots)):
         entries: dict[tuple[int, int], Any] = {}
         for c, v in rows.get(r, {}).items():
-            i, j = pairs[c]
+            i, j = divmod(c, n)
             val = QQ.to_sympy(v)
             entries[(i, j)] = val
             if i != j:

@@ -50,6 +50,9 @@ Numeric candidates are put in reduced row echelon form over the flattened upper 
 (row-major, i ≤ j), rounded to rationals, and each is confirmed exactly by
 :class:`~noether_sym.compile._exact.ExactModel` (branch by branch for piecewise losses). A candidate
 that fails is reported in ``Symmetries.unconfirmed`` and never returned as a generator.
+From ``LOCAL_FROM_N`` parameters the same proof runs on the part of the expression DAG the
+candidate moves (:mod:`._local`), and the bookkeeping after confirmation (canonical form,
+inertia, charges, number of independent charges) avoids n x n work (:mod:`._large`).
 """
 
 
@@ -65,9 +68,14 @@ import sympy as sp
 from .._errors import UnsupportedExpressionError
 from .._validate import Boolean, Options, Real, Seed, validate
 from ..compile._compiled import CompiledLoss, compiled
-from ..compile._confirm import exact_model
 from ..compile._exact import ExactModel
 from ..loss._loss import Loss, as_loss
+from ._blocks import (
+    block_candidates,
+    block_completeness,
+    check_block_memory,
+    has_matrix_blocks,
+)
 from ._canonical import (
     _canonical,
     _numeric_rref,
@@ -76,8 +84,9 @@ from ._canonical import (
     _unflatten,
     _unflatten_float,
 )
-from ._charges import charge_expressions, generic_rank, inertia_of
 from ._exact_route import _exact_candidates
+from ._large import LazyExactModel, canonical_sparse, summaries
+from ._local import LOCAL_FROM_N, local_confirm
 from ._numeric import (
     NULL_FLOOR,
     NULL_TOL,
@@ -90,7 +99,6 @@ from ._numeric import (
 from ._refine import refine
 from ._result import Candidate, Symmetries
 from ._structured import _structured_geometry, _structured_null
-from ._blocks import block_candidates, block_completeness, check_block_memory, has_matrix_blocks
 
 __all__ = ['find_symmetries']
 
@@ -155,7 +163,7 @@ def find_symmetries(
     cl = compiled(loss)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
     cert: dict[str, Any] = {}
-    em = exact_model(loss)
+    em = LazyExactModel(loss)  # built on first use: its context spans every parameter
 
     chosen = _choose_route(loss, em, route)
     cert["route"] = chosen
@@ -206,10 +214,7 @@ def find_symmetries(
         extra = rots if rotations else [c[1] for c in _candidates(loss, cl, em, chosen, -1, rng, tol, {})[0] if c[0] == "exact"]
         cert["completeness"] = block_completeness(loss, cl, gens, extra, rng)
 
-    inert = [inertia_of(A) for A in gens]
-    classes = ["semidefinite" if (p == 0 or q == 0) else "indefinite" for p, q, _ in inert]
-    charges = charge_expressions(loss, gens)
-    rank = generic_rank(gens, loss.n, seed=seed)
+    inert, classes, charges, rank, cert["independent_charges"] = summaries(loss, gens, seed)
     cert["confirmation"] = "exact: D_{Aθ}ℓ ≡ 0 over QQ(θ, x) (FLINT), kinks preserved by the flow"
     return Symmetries(
         loss=loss,
@@ -237,7 +242,7 @@ def _choose_route(loss: Loss, em: ExactModel, route: str) -> str:
             )
         return route
     n = loss.n
-    if not em.has_helpers and n <= 40 and _estimate_exact_terms(loss, em) <= 5_000:
+    if n <= 40 and not em.has_helpers and _estimate_exact_terms(loss, em) <= 5_000:
         return "exact"
     if n <= 20:
         return "dense"
@@ -365,7 +370,7 @@ def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict
             bad.append(Candidate(dense, bad_numeric, kind))
             continue
         try:
-            res = em.confirm(J)
+            res = _confirm_one(loss, em, J)
             confirmed, reason = res.confirmed, res.reason
         except UnsupportedExpressionError as exc:
             confirmed, reason = False, f"cannot confirm exactly: {exc}"
@@ -378,7 +383,25 @@ def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict
             bad.append(Candidate(dense, reason, kind))
     info["n_candidates"] = len(cands)
     info["n_confirmed"] = len(ok)
-    return _canonical(ok, loss.n, sigma), bad
+    return canonical_sparse(ok, loss.n, sigma), bad
+
+
+#: above this many parameters a candidate the local check cannot handle is not sent to the
+#: full exact engine (whose context spans every parameter) but reported unconfirmed
+FULL_EXACT_MAX_N = 5000
+
+
+def _confirm_one(loss: Loss, em: Any, J: dict[tuple[int, int], Fraction]) -> Any:
+    """Exact confirmation of one candidate: on the part of the graph it moves for large
+    losses (:func:`._local.local_confirm`), else (or when that part is not enough) by the
+    full exact engine."""
+    if loss.n >= LOCAL_FROM_N:
+        try:
+            return local_confirm(loss, J)
+        except UnsupportedExpressionError:
+            if loss.n > FULL_EXACT_MAX_N:
+                raise
+    return em.confirm(J)
 
 
 def _refine_unconfirmed(

@@ -13,35 +13,66 @@ Method
   S grown until the fields ∇ℓ(·, x_s), stacked at several points θ, stop gaining rank, so
   random combinations Y_c = Σ_s c_s ∇ℓ(·, x_s) are generic members of V as a space of
   functions.
-* Brackets. The left-normed brackets [Y_{c₁}, [Y_{c₂}, ... Y_{c_k}]] span the level-k part
-  of Lie(V); with random coefficient vectors c, M ≥ n of them span its value at θ. Each is
-  evaluated exactly to rounding by nested forward-mode dual numbers run through the
-  loss's generated gradient code (one perturbation tag per nesting level, so the
-  derivatives never mix); cost about 3^k gradient evaluations per batch.
+* Points. Random θ are drawn in batches and scored by how many kink arguments (a ReLU
+  unit's pre-activation, the argument of an ``Abs``...) take both signs over the samples;
+  for a piecewise loss batches are drawn until enough points reach the best score (up to
+  ``MAX_POOL``), and the rank is computed first where V(θ) alone already meets the charge
+  bound, then by decreasing rank of V(θ). A piecewise loss has regions of positive volume
+  with different counts (a ReLU unit dead on every sample, a layer whose units are all
+  active together, two units never active together: each adds laws there, for every
+  dataset); the count reported is the one of the regions where the fields span the most --
+  the fewest laws, the family's generic behaviour -- and the certificate lists the rank at
+  every point tried.
+* Level 1 is V(θ): the S gradients at θ. Level 2: with m random fields Y_j, one batched
+  Hessian-vector pass (complex step, exact to rounding) gives H_s Y_j(θ) for every sample s,
+  hence DY_k·Y_j by contraction with the coefficients of Y_k, and all m(m-1)/2 brackets
+  [Y_j, Y_k] = DY_k·Y_j - DY_j·Y_k at the cost of m gradient passes. Levels k ≥ 3: random
+  left-normed brackets [Y_{c₁}, [Y_{c₂}, ... Y_{c_k}]], evaluated exactly to rounding by
+  nested forward-mode dual numbers run through the loss's generated gradient code (one
+  perturbation tag per nesting level; about 3^k gradient evaluations per batch), in batches
+  of ``BATCH`` until a batch adds no rank: a random bracket of a level whose span is not
+  inside the current one falls outside it with probability 1.
 * Rank. Unit-normalised values at θ are stacked level by level; the numerical rank is cut
-  at the largest singular-value gap (≥ 1e3, below 1e-5 relative). The first level that
-  adds no rank closes the computation: if Δ_{k+1} = Δ_k at generic θ (constant rank), then
-  every bracket with V stays in Δ_k, so Δ_k is Lie(V)(θ). A budget of ``MAX_DEPTH`` levels
-  bounds the work; reaching it is reported in the certificate (the count is then an upper
-  bound on the number of laws).
-* Confirmation. The rank is computed at ``points`` random θ; the generic rank is the
-  largest, and the certificate says whether all points agreed.
+  at the largest singular-value gap (≥ 1e3, below 1e-5 relative). The computation at θ is
+  closed by either certificate: (a) a level adds no rank -- if Δ_{k+1} = Δ_k at generic θ
+  (constant rank), every bracket with V stays in Δ_k, so Δ_k is Lie(V)(θ); (b) the rank
+  reaches n - rank[A₁θ ... A_qθ] for exactly confirmed quadratic charges θᵀA_iθ passed as
+  ``quadratic``: every field of V annihilates each charge, hence so does every bracket, so
+  Lie(V)(θ) lies in the orthogonal complement of their gradients 2A_iθ. Reaching
+  ``MAX_DEPTH`` levels without either is refused.
+* Confirmation. A point where the rank meets the charge bound (b) certifies the count at
+  once: the numerical rank (with its singular-value gap) bounds dim Lie(V) from below and
+  the exact charges bound it from above. Otherwise the count needs ``points`` points that
+  all agree (closure (a) at each): a disagreement is refused, never counted -- for a loss
+  without kinks it is a failure of the numerical rank (the Lie algebra has one dimension at
+  generic θ), for a piecewise loss a sign that sampled fields did not reach the rank of the
+  best region (they only bound it from below). With ``quadratic`` and a piecewise loss, up
+  to ``EXTRA_POINTS`` more points are tried for one that meets the bound.
+* Threads. OpenBLAS runs on one thread during the count (restored after): the work is many
+  SVDs of a few hundred rows, where a second thread only contends.
 """
 
 
 from __future__ import annotations
 
+import ctypes
 import time
+from collections.abc import Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .._errors import CertificationError, UnsupportedExpressionError
+from .._errors import (
+    CertificationError,
+    InvalidArgumentError,
+    UnsupportedExpressionError,
+)
 from .._validate import Integer, Seed, validate
 from ..compile._compiled import CompiledLoss, compiled
 from ..loss._loss import Loss, as_loss
-from ._numeric import _gap_rank, _sample_rows, _svd
+from ._numeric import KINK_MARGIN, _gap_rank, _svd
 
 __all__ = ['ConservationLaws', 'conservation_laws']
 
@@ -53,6 +84,14 @@ RANK_TOL = 1e-5
 MAX_SAMPLES = 400
 #: memory the bracket evaluation may hold at once (the batch is split to stay below it)
 MEMORY_BUDGET = 1 << 30
+#: random points scored by kink signs before the rank is computed at the best of them
+POOL = 24
+#: random brackets per batch at levels ≥ 3
+BATCH = 6
+#: most random points drawn while looking for points where every kink changes sign
+MAX_POOL = 480
+#: points tried beyond ``points`` when the largest rank has been seen only once
+EXTRA_POINTS = 3
 
 
 @dataclass
@@ -62,16 +101,16 @@ class ConservationLaws:
     Attributes
     ----------
     n_laws
-        n - dim Lie(V)(θ) at generic θ.
+        n - dim Lie(V)(θ) at generic θ (for a piecewise loss: in the regions of largest rank).
     lie_rank
         dim Lie(V)(θ), the largest over the points tried.
     ranks
-        The rank at each random point θ.
+        The rank at each random point θ tried, in order.
     depth
-        Bracket level at which the rank stopped growing (1: V alone).
+        Bracket level at which the computation closed (1: V alone), the largest over points.
     certificate
-        Samples, tolerances, smallest singular-value gap, whether the points agreed and
-        whether the depth budget was reached.
+        Samples, tolerances, smallest singular-value gap, how each point closed, whether the
+        points agreed, and the charge bound when ``quadratic`` was given.
     seconds
         Wall time.
     """
@@ -87,7 +126,8 @@ class ConservationLaws:
 _OPTIONS = {"seed": Seed(), "points": Integer(1, 20)}
 
 
-def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3) -> ConservationLaws:
+def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3,
+                      quadratic: Sequence[Any] | None = None) -> ConservationLaws:
     """Count the independent conservation laws of gradient flow of ``loss`` (module docstring).
 
     Parameters
@@ -97,11 +137,23 @@ def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3) -> Conserva
     seed
         Seed of the random points, samples and coefficients.
     points
-        Number of random points θ at which the rank is computed.
+        Number of random points θ at which the rank is computed (more are drawn when the
+        largest rank is seen at only one of them).
+    quadratic
+        Optional n x n symmetric matrices A_i whose charges θᵀA_iθ are exactly confirmed
+        conservation laws (``Symmetries.generators``); they bound the rank from above, so the
+        bracket levels stop as soon as the rank reaches the bound. A matrix that is not such
+        a law makes the bound wrong: pass only confirmed generators.
 
     Returns
     -------
     ConservationLaws
+
+    Raises
+    ------
+    CertificationError
+        When the points do not confirm one generic rank, or the bracket depth budget is
+        reached before the rank closes.
 
     Examples
     --------
@@ -112,47 +164,179 @@ def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3) -> Conserva
     """
     loss = as_loss(loss)
     opts = validate(_OPTIONS, seed=seed, points=points)
+    Q = _quadratic_matrices(quadratic, loss.n)
+    with _one_blas_thread():
+        return _count(loss, opts, Q)
+
+
+def _count(loss: Loss, opts: dict, Q: list[tuple] | None) -> ConservationLaws:
     t0 = time.perf_counter()
     cl = compiled(loss)
-    rng = np.random.default_rng(np.random.SeedSequence([opts["seed"], 16]))
     n = loss.n
+    rng = np.random.default_rng(np.random.SeedSequence([opts["seed"], 16]))
     xs = _samples(loss, cl, rng)
-    ranks, depths, gaps, capped = [], [], [], False
-    for _ in range(opts["points"]):
-        theta = rng.standard_normal(n)
-        try:
-            _, x_ok, _ = _sample_rows(loss, cl, rng, theta, 1)  # θ must be a good point too
-        except Exception:  # noqa: BLE001 - any trouble at this θ: draw another
-            continue
-        del x_ok
-        good = _good_samples(cl, theta, xs)
-        r, d, gap, hit = _lie_rank(cl, theta, xs[good], rng)
-        ranks.append(r)
-        depths.append(d)
-        gaps.append(gap)
-        capped = capped or hit
-    if not ranks:
-        raise UnsupportedExpressionError("no random point θ where the gradient fields are defined; check the loss's domain")
-    if len(set(ranks)) > 1:
-        # the Lie algebra's dimension is the same at every generic point: disagreeing ranks
-        # mean the numerical rank cut is not reliable here, so no count is given (a count
-        # from the largest rank was measured to be wrong on deep ReLU networks)
-        raise CertificationError(
-            f"the conservation-law count is not certified: the Lie-algebra rank differs between random "
-            f"points ({', '.join(map(str, ranks))}), so the numerical rank cut is unreliable for this loss; "
-            "the count of quadratic laws is n_independent_charges"
+    need = len(xs) * n * 8 * (POOL + 4)  # the gradients kept per pooled point, and the rank stacks
+    if need > MEMORY_BUDGET:
+        raise UnsupportedExpressionError(
+            f"counting conservation laws needs about {need / 2**30:.1f} GiB for {len(xs)} samples x {n} "
+            f"parameters at {POOL} random points, beyond the budget of {MEMORY_BUDGET / 2**30:.0f} GiB"
         )
-    rank = ranks[0]
+    want = opts["points"]
+    piecewise = cl.n_kinks > 0
+    ranks: list[int] = []
+    bounds, depths, gaps, closed, level1 = [], [], [], [], []
+    pool = _point_pool(cl, xs, rng, POOL, MAX_POOL)
+    for theta, good, r1, g, bound in _ordered(pool, Q, n, piecewise, want + EXTRA_POINTS):
+        r, d, gap, how = _lie_rank(cl, theta, xs[good], g, r1, rng, bound)
+        for lst, v in ((ranks, r), (bounds, bound), (depths, d), (gaps, gap), (closed, how), (level1, r1[0])):
+            lst.append(v)
+        if how == "charge bound":  # certified: the numerical rank meets the exact upper bound
+            break
+        if len(ranks) >= want and not (piecewise and Q is not None):
+            break
+        if len(ranks) >= want + EXTRA_POINTS:
+            break
+    rank, how = _check_ranks(ranks, bounds, closed, piecewise, want)
     cert = {
-        "samples": int(len(xs)),
+        "samples": len(xs),
         "rank_tolerance": RANK_TOL,
         "smallest_gap": min((g for g in gaps if g is not None), default=None),
+        "certified_by": how,
         "points_agree": len(set(ranks)) == 1,
-        "depth_budget_reached": capped,
-        "method": "n - rank of left-normed brackets of random gradient fields (nested dual numbers)",
+        "closed_by": closed,
+        "level1_ranks": level1,
+        "charge_bounds": bounds if Q is not None else None,
+        "method": "n - rank of V and its brackets at random θ (complex-step HVPs at level 2, nested dual numbers above)",
     }
+    if len(set(ranks)) > 1:
+        cert["regions"] = ("ranks differ between regions of this piecewise loss; the count is the one of the "
+                           "regions of largest rank (fewest laws), where it meets the bound of the quadratic charges")
     return ConservationLaws(n_laws=n - rank, lie_rank=rank, ranks=ranks, depth=max(depths), certificate=cert,
                             seconds=time.perf_counter() - t0)
+
+
+@contextmanager
+def _one_blas_thread() -> Any:
+    """OpenBLAS on one thread for the duration (restored after): the count is many SVDs of a
+    few hundred rows, where a second BLAS thread only contends -- on a loaded 2-core machine
+    it made each SVD about ten times slower. A no-op when the library is not found."""
+    lib = _openblas()
+    if lib is None:
+        yield
+        return
+    get, put = lib
+    old = get()
+    put(1)
+    try:
+        yield
+    finally:
+        put(old)
+
+
+_OPENBLAS: list = []
+
+
+def _openblas() -> tuple[Any, Any] | None:
+    """(get, set) thread-count functions of the OpenBLAS NumPy loaded, or None."""
+    if not _OPENBLAS:
+        found = None
+        try:
+            with open("/proc/self/maps") as fh:
+                paths = sorted({line.split()[-1] for line in fh if "openblas" in line.lower() and ".so" in line})
+            for path in paths:
+                lib = ctypes.CDLL(path)
+                for prefix, suffix in (("scipy_openblas", "64_"), ("openblas", "64_"), ("openblas", "")):
+                    get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                    put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                    if get is not None and put is not None:
+                        get.restype = ctypes.c_int
+                        put.argtypes = [ctypes.c_int]
+                        found = (get, put)
+                        break
+                if found:
+                    break
+        except OSError:
+            found = None
+        _OPENBLAS.append(found)
+    return _OPENBLAS[0]
+
+
+def _check_ranks(ranks: list[int], bounds: list[int], closed: list[str], piecewise: bool, want: int
+                 ) -> tuple[int, str]:
+    """(generic rank, how it is certified), or a refusal (module docstring, Confirmation)."""
+    if not ranks:
+        raise UnsupportedExpressionError("no random point θ where the gradient fields are defined; check the loss's domain")
+    listed = ", ".join(map(str, ranks))
+    if any(r > b for r, b in zip(ranks, bounds)):
+        raise CertificationError(
+            f"the conservation-law count is not certified: a numerical rank ({listed}) exceeds n minus the number "
+            f"of independent quadratic charges ({', '.join(map(str, bounds))}), which no exact charge allows"
+        )
+    hit = [r for r, c in zip(ranks, closed) if c == "charge bound"]
+    if hit:  # lower bound (numerical rank) meets the upper bound (exact charges)
+        return max(hit), "the rank meets the bound of the quadratic charges"
+    top = max(ranks)
+    if any(c == "depth budget" and r == top for r, c in zip(ranks, closed)):
+        raise CertificationError(
+            f"the conservation-law count is not certified: the Lie-algebra rank ({top}) was still growing at the "
+            f"bracket depth budget MAX_DEPTH = {MAX_DEPTH}, so the count n - {top} is only an upper bound"
+        )
+    if len(set(ranks)) > 1:
+        # an analytic loss has one Lie-algebra dimension at generic θ: disagreeing ranks mean
+        # the numerical rank cut is unreliable; a piecewise loss has regions of different
+        # counts, and sampled fields only bound the rank of a region from below, so without
+        # the charge bound no count is given
+        why = ("ranks from finitely many samples only bound each region's rank from below"
+               if piecewise else "the numerical rank cut is unreliable for this loss")
+        raise CertificationError(
+            f"the conservation-law count is not certified: the Lie-algebra rank differs between random points "
+            f"({listed}) and {why}; the count of quadratic laws is n_independent_charges"
+        )
+    if len(ranks) < min(2, want):
+        raise CertificationError(f"the conservation-law count is not certified: one point only (rank {top})")
+    return top, f"the rank closes (a bracket level adds none) and agrees at {len(ranks)} points"
+
+
+def _quadratic_matrices(quadratic: Sequence[Any] | None, n: int) -> list[tuple] | None:
+    """The charge matrices as sparse triplets (rows, cols, values), or None."""
+    if quadratic is None:
+        return None
+    mats = []
+    for k, A in enumerate(quadratic):
+        if hasattr(A, "todok"):  # a SymPy matrix, dense or sparse: read its nonzero entries
+            shape = tuple(A.shape)
+            entries = {(int(i), int(j)): float(v) for (i, j), v in A.todok().items() if v != 0}
+        else:
+            try:
+                M = np.array(A, dtype=float)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgumentError(f"quadratic[{k}] must be an n x n matrix of numbers: {exc}") from None
+            shape = M.shape
+            entries = {(int(i), int(j)): float(M[i, j]) for i, j in zip(*np.nonzero(M))} if M.ndim == 2 else {}
+        if shape != (n, n):
+            raise InvalidArgumentError(f"quadratic[{k}] has shape {shape}; it must be n x n = {n} x {n}")
+        vals = np.array(list(entries.values()))
+        scale = max(1.0, float(np.abs(vals).max())) if len(vals) else 1.0
+        if not np.all(np.isfinite(vals)) or any(abs(v - entries.get((j, i), 0.0)) > 1e-12 * scale
+                                                for (i, j), v in entries.items()):
+            raise InvalidArgumentError(f"quadratic[{k}] must be a finite symmetric matrix (a charge θᵀAθ)")
+        ij = np.array(list(entries.keys()), dtype=int).reshape(-1, 2)
+        mats.append((ij[:, 0], ij[:, 1], vals))
+    return mats
+
+
+def _charge_rank(Q: list[tuple], theta: np.ndarray) -> int:
+    """rank[A₁θ ... A_qθ]: the number of independent charge gradients at θ."""
+    if not Q:
+        return 0
+    B = np.zeros((len(Q), len(theta)))
+    for k, (i, j, v) in enumerate(Q):
+        np.add.at(B[k], i, v * theta[j])
+    norms = np.linalg.norm(B, axis=1)
+    B = B[norms > 0] / norms[norms > 0, None]
+    if not len(B):
+        return 0
+    return _gap_rank(_svd(B, compute_uv=False), RANK_TOL)[0]
 
 
 def _samples(loss: Loss, cl: CompiledLoss, rng: np.random.Generator) -> np.ndarray:
@@ -161,11 +345,17 @@ def _samples(loss: Loss, cl: CompiledLoss, rng: np.random.Generator) -> np.ndarr
     if cl.d == 0:
         return np.zeros((1, 0))
     thetas = rng.standard_normal((3, n))
-    S = 2 * n + 8
+    S = min(2 * n + 8, MAX_SAMPLES)
+    need = max(len(cl.graph.nodes) * 2, 3 * n) * S * 8
+    if need > MEMORY_BUDGET:
+        raise UnsupportedExpressionError(
+            f"counting conservation laws needs about {need / 2**30:.1f} GiB per point for {S} samples "
+            f"({len(cl.graph.nodes)} code nodes), beyond the budget of {MEMORY_BUDGET / 2**30:.0f} GiB"
+        )
     while True:
         x = rng.standard_normal((S, cl.d))
         with np.errstate(all="ignore"):
-            g = cl.grad(thetas[:, None, :], x[None, :, :])  # (3, S, n)
+            g = np.stack([cl.grad(t[None, :], x) for t in thetas])  # (3, S, n)
         G = np.transpose(g, (0, 2, 1)).reshape(3 * n, S)
         G = G[:, np.all(np.isfinite(G), axis=0)]
         s = _svd(G, compute_uv=False)
@@ -175,39 +365,122 @@ def _samples(loss: Loss, cl: CompiledLoss, rng: np.random.Generator) -> np.ndarr
         S = min(2 * S, MAX_SAMPLES)
 
 
-def _good_samples(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray) -> np.ndarray:
-    with np.errstate(all="ignore"):
-        _, g, kinks = cl.value_grad(np.broadcast_to(theta, (len(xs), cl.n)), xs)
-    ok = np.all(np.isfinite(g), axis=1)
-    if kinks.shape[-1]:
-        ok &= np.all(np.abs(kinks) > 1e-6, axis=1)
-    return ok
+def _point_pool(cl: CompiledLoss, xs: np.ndarray, rng: np.random.Generator, size: int, cap: int
+                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Up to ``size`` random points θ with (good-sample mask, gradients at the good samples),
+    most kinks changing sign over the samples first. For a piecewise loss, batches of points
+    are drawn until ``size // 3`` of them reach the best score seen (up to ``cap`` points): on narrow networks the regions where every kink changes sign are rare."""
+    n, S = cl.n, len(xs)
+    chunk = min(size, max(1, int(MEMORY_BUDGET // max(1, len(cl.graph.nodes) * S * 8 * 2))))
+    pool, keys = [], []
+    drawn = 0
+    while drawn < cap:
+        th = rng.standard_normal((chunk, n))
+        drawn += chunk
+        with np.errstate(all="ignore"):
+            val, g, kinks = cl.value_grad(th[:, None, :], xs[None, :, :])
+        ok = np.isfinite(val) & np.all(np.isfinite(g), axis=-1)
+        if kinks.shape[-1]:
+            clear = np.abs(kinks) > KINK_MARGIN
+            on = np.any(ok[..., None] & clear & (kinks > 0), axis=1)
+            off = np.any(ok[..., None] & clear & (kinks < 0), axis=1)
+            score = (on & off).sum(axis=1)
+            ok &= np.all(clear, axis=-1)  # a sample on a kink: the fields are not smooth there
+        else:
+            score = np.zeros(len(th), dtype=int)
+        for t, gi, oki, sc in zip(th, g, ok, score):
+            if oki.any():
+                pool.append((t, oki, gi[oki]))
+                keys.append(-int(sc))
+        if not kinks.shape[-1] or (keys and keys.count(min(keys)) >= size // 3):
+            break
+    order = sorted(range(len(pool)), key=lambda i: keys[i])[:size]  # stable: random order among ties
+    return [pool[i] for i in order]
 
 
-def _lie_rank(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, rng: np.random.Generator
-              ) -> tuple[int, int, float | None, bool]:
-    """(rank, depth, gap, depth budget reached) at one point θ."""
+def _ordered(pool: list, Q: list[tuple] | None, n: int, piecewise: bool, limit: int) -> Any:
+    """Yield (θ, good-sample mask, level-1 rank, gradients, rank bound) in the order the rank
+    is computed: for a loss without kinks the pool's (random) order; for a piecewise loss
+    first every point whose gradients alone reach the bound (level 1, cheap), then the
+    others by decreasing level-1 rank -- the regions where the fields span the most."""
+    if not piecewise:
+        for t, ok, g in pool[:limit]:
+            yield t, ok, _rank(_unit_rows(g)), g, n - _charge_rank(Q, t) if Q is not None else n
+        return
+    rest = []
+    for t, ok, g in pool:
+        r1, bound = _rank(_unit_rows(g)), n - _charge_rank(Q, t) if Q is not None else n
+        if r1[0] >= bound:
+            yield t, ok, r1, g, bound
+        else:
+            rest.append((t, ok, r1, g, bound))
+    yield from sorted(rest, key=lambda e: -e[2][0])  # stable
+
+
+def _lie_rank(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray, level1: tuple[int, float | None],
+              rng: np.random.Generator, bound: int) -> tuple[int, int, float | None, str]:
+    """(rank, depth, gap, how the computation closed) at one point θ, from the gradients g at
+    the samples xs and their rank ``level1``; ``bound`` is an upper bound on the rank (n, or n
+    minus the number of independent charge gradients)."""
     n = cl.n
-    f = _dual_program(cl)
-    S = len(xs)
-    with np.errstate(all="ignore"):
-        g = cl.grad(np.broadcast_to(theta, (S, n)), xs)
-    vecs = [v / np.linalg.norm(v) for v in g if np.linalg.norm(v) > 0]
-    if not vecs:
-        return 0, 1, None, False
-    rank, gap = _rank(vecs)
+    vecs = _unit_rows(g)
+    if not len(vecs):
+        return 0, 1, None, "no gradient"
+    rank, gap = level1
     for depth in range(2, MAX_DEPTH + 1):
-        if rank == n:
-            return rank, depth - 1, gap, False
-        M = n - rank + 4  # a level adds at most n - rank directions at θ
-        V = _level(f, cl, theta, xs, M, depth, rng)
-        norms = np.linalg.norm(V, axis=1)
-        vecs += [v / nv for v, nv in zip(V, norms) if nv > 0 and np.isfinite(nv)]
-        new, gap2 = _rank(vecs)
-        if new == rank:
-            return rank, depth - 1, gap, False
-        rank, gap = new, gap2
-    return rank, MAX_DEPTH, gap, rank < n
+        if rank >= bound:
+            return rank, depth - 1, gap, "charge bound" if bound < n else "full rank"
+        grew = False
+        while rank < bound:
+            # level 2: all brackets of m fields at once (M ≥ n - rank + 4, the most a level
+            # adds at θ); above: batches of random brackets until one adds nothing -- a
+            # random bracket of a level that is not inside the current span falls outside it
+            # with probability 1, so a batch adding nothing closes the level
+            if depth == 2:
+                V = _level2(cl, theta, xs, g, n - rank + 4, rng)
+            else:
+                V = _level(_dual_program(cl), cl, theta, xs, min(BATCH, n - rank + 4), depth, rng)
+            vecs = np.concatenate([vecs, _unit_rows(V)])
+            new, gap2 = _rank(vecs)
+            if new == rank:
+                break
+            rank, gap, grew = new, gap2, True
+            if depth == 2:
+                break  # the pairs of level 2 already span it
+        if not grew:
+            return rank, depth - 1, gap, "level adds no rank"
+    if rank >= bound:
+        return rank, MAX_DEPTH, gap, "charge bound" if bound < n else "full rank"
+    return rank, MAX_DEPTH, gap, "depth budget"
+
+
+def _unit_rows(V: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(V, axis=1)
+    keep = (norms > 0) & np.isfinite(norms)
+    return V[keep] / norms[keep, None]
+
+
+def _level2(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray, M: int,
+            rng: np.random.Generator) -> np.ndarray:
+    """At least M random brackets [Y_j, Y_k](θ), (≥ M, n), from m batched HVP passes (m(m-1)/2 ≥ M)."""
+    n, S = cl.n, len(xs)
+    m = 2
+    while m * (m - 1) // 2 < M:
+        m += 1
+    if "_fn_" in cl._value_grad.source:
+        _dual_program(cl)  # raises the clear error for user functions
+    per_dir = len(cl.graph.nodes) * S * 16 * 2  # complex arrays over the samples, values and adjoints
+    chunk = max(1, int(MEMORY_BUDGET // per_dir))
+    C = rng.standard_normal((m, S))
+    Y = C @ g  # (m, n): the fields Y_j at θ
+    D = np.empty((m, S, n))
+    for start in range(0, m, chunk):
+        Yc = Y[start:start + chunk]
+        with np.errstate(all="ignore"):
+            D[start:start + chunk] = cl.hvp(theta[None, None, :], Yc[:, None, :], xs[None, :, :])  # H_s Y_j
+    P = np.einsum("ks,jsn->jkn", C, D)  # P[j, k] = DY_k · Y_j
+    j, k = np.triu_indices(m, 1)
+    return P[j, k] - P[k, j]
 
 
 def _level(f: Any, cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, M: int, depth: int,
@@ -227,13 +500,14 @@ def _level(f: Any, cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, M: int, 
     for start in range(0, M, chunk):
         m = min(chunk, M - start)
         coeffs = [rng.standard_normal((m, S)) for _ in range(depth)]
-        vals = _bracket(f, xs, coeffs, [np.broadcast_to(theta[i], (m,)) for i in range(n)])
+        with np.errstate(all="ignore"):
+            vals = _bracket(f, xs, coeffs, [np.broadcast_to(theta[i], (m,)) for i in range(n)])
         out.append(np.stack([np.broadcast_to(np.asarray(_primal(v), dtype=float), (m,)) for v in vals], axis=1))
     return np.concatenate(out)
 
 
-def _rank(vecs: list[np.ndarray]) -> tuple[int, float | None]:
-    s = _svd(np.array(vecs), compute_uv=False)
+def _rank(vecs: np.ndarray) -> tuple[int, float | None]:
+    s = _svd(np.asarray(vecs), compute_uv=False)
     return _gap_rank(s, RANK_TOL)
 
 

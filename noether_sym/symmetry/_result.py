@@ -83,7 +83,7 @@ class Symmetries(NotebookDisplay):
     def conservation_laws(self) -> ConservationLaws:
         """The count of all conservation laws with its certificate (computed once, on first access)."""
         if self._laws is None:
-            self._laws = conservation_laws(self.loss)
+            self._laws = conservation_laws(self.loss, quadratic=self.generators)  # exact charges bound the rank
         return self._laws
 
     @property
@@ -155,7 +155,7 @@ def symmetries_latex(sym: Any, names: Mapping[Any, str] | None = None) -> str:
     """Generators (in full when there are at most ``MAX_MATRIX`` parameters), their class
     and inertia, and the Noether charges (E8)."""
     n = sym.loss.n
-    params = ", ".join(_latex(p, names) for p in sym.loss.params)
+    params = ",\\allowbreak\\ ".join(_latex(p, names) for p in sym.loss.params)  # a long list may break
     head = (
         f"{sym.n_generators} generator{'s' if sym.n_generators != 1 else ''}, "
         f"{sym.n_independent_charges} independent charge{'s' if sym.n_independent_charges != 1 else ''}, "

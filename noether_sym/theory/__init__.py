@@ -12,7 +12,10 @@ Modules, in the order they build on each other:
 * ``_two_layer`` -- the GL(d) closed form for two-layer linear nets (E20)-(E21);
 * ``_predict`` -- ``predict_equilibrium``, the one dispatcher that picks among the three above;
 * ``_sharpness`` -- the Hessian trace along an orbit and at the equilibrium (E19);
-* ``_population`` -- L = E ℓ at a point: ∇L, H, Σ and ∇Tr(HΛ) (exact polynomial or data nodes);
+* ``_population`` -- L = E ℓ at a point: ∇L, H, Σ and ∇Tr(HΛ) (exact polynomial, cone cubature
+  or data nodes);
 * ``_noether_flow`` -- ``noether_flow``, the slow flow (E22) on the minimum manifold and its
-  stationary state (fixed point, steady rotation, divergence).
+  stationary state (fixed point, steady rotation, divergence);
+* ``_local`` -- the (E22) drift along flat directions no global symmetry explains (local
+  symmetries of ReLU units), which makes the dispatcher refuse per-generator balance.
 """

@@ -18,6 +18,16 @@ Every λ* comes with a certificate: a bracket [lo, hi] on which G changes sign, 
 interval arithmetic (``mpmath.iv``) from the exact s_i. With weight decay γ the balance
 (E12) is (η/S) G(λ) = 2γ C(λ), C(λ) = Σ a_i e^{2λ a_i} ‖P_iθ‖² increasing (E15): again a
 unique root, which restores an equilibrium in the divergent class (E18).
+
+Estimated noise levels. When Σ is estimated (Monte Carlo, or the deterministic cone
+cubature of piecewise-linear units with its error estimate), the s_i carry standard errors
+and the answer carries them on: a side of A counts as reached only when its noise is more
+than ``DECISION_Z`` standard errors above zero; otherwise the class is ``"undetermined"``
+(with the Monte Carlo sample size that would decide it), never a guess. A balanced result
+has ``lam_se``, ``theta_se``, ``charge_se`` (first order, from the covariance of the s_i
+estimates: they share their samples, so their errors are correlated and partly cancel in
+λ*) and ``lam_interval`` / ``charge_interval`` (the roots with every s_i moved by
+``DECISION_Z`` standard errors the way that lowers / raises λ*; G is monotone in each s_i).
 """
 
 
@@ -32,17 +42,24 @@ import mpmath
 import numpy as np
 import sympy as sp
 
-from .._errors import InvalidArgumentError, InvalidGeneratorError
+from .._errors import InvalidArgumentError, InvalidGeneratorError, NoetherSymError
 from .._printing import NotebookDisplay, _escape, _latex, _num, _rhs
+from ..compile._compiled import compiled
 from ..compile._confirm import confirm_generator
+from ..data._moments import _MC_CHUNK
+from ..data._sample import make_sampler
 from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
 from ._gradient_flow import GradientFlowLimit, gradient_flow_limit
 from ._noise import _check_hparams, _exact_theta, _move, _noise_matrix
-from ._root import _limit, _solve
+from ._root import _limit, _root_float, _solve
 from ._spectrum import LAMBDA, Spectrum, drift_terms, spectrum
 
 __all__ = ['Equilibrium', 'noise_equilibrium']
+
+#: standard errors (or error estimates) a side's noise must clear before it counts as
+#: present; also the width of the reported λ*, charge intervals
+DECISION_Z = 4.0
 
 
 
@@ -55,8 +72,13 @@ class Equilibrium(NotebookDisplay):
     kind
         ``"balanced"`` (A indefinite, noise on both signs: unique attractive λ*),
         ``"divergent"`` (A semidefinite: the charge moves monotonically; λ* = ±∞ unless
-        weight decay balances it) or ``"degenerate"`` (A indefinite but noise on one sign
-        only, or no noise along A at all).
+        weight decay balances it), ``"degenerate"`` (A indefinite but noise on one sign
+        only, or no noise along A at all) or, with estimated moments (Monte Carlo, or a
+        cubature with an error estimate), ``"undetermined"``: the noise on a side of A is
+        within ``DECISION_Z`` standard errors of zero, so the estimate cannot tell a balance
+        from a degenerate (or divergent) generator; ``method`` says which side and
+        ``needed_samples`` how many Monte Carlo samples would decide it. The class is decided
+        only when the interval of the noise levels decides it.
     lam
         λ* as a float (±inf when the flow runs away, nan when every point is stationary).
     theta
@@ -85,7 +107,21 @@ class Equilibrium(NotebookDisplay):
         distance |θ₀ − Φ(θ₀)|, ‖∇L(Φ(θ₀))‖, the flow time); θ* is on the orbit of
         ``start.theta``. None when the projection was switched off.
     noise_se
-        Standard errors of the s_i (Monte Carlo moments), else None.
+        Standard errors of the s_i (Monte Carlo moments; error estimates of the
+        deterministic cubature), else None.
+    lam_se, theta_se, charge_se
+        With estimated s_i: the standard errors of λ*, θ* and C(θ*) propagated from
+        ``noise_se`` (first order: dλ*/ds_i = −a_i e^{−2λ*a_i}/F'(λ*), dθ*/dλ = Aθ*,
+        dC/dλ = C'(λ*)); None when the s_i are exact.
+    lam_interval, charge_interval
+        With estimated s_i: [λ*_lo, λ*_hi] and the matching charges, the roots of the
+        balance with every s_i moved by ``DECISION_Z`` standard errors in the direction that
+        lowers / raises λ* (G is monotone in each s_i, so these bound λ* over that box; an
+        end is ±inf when a side's noise can be zero). None when exact.
+    needed_samples
+        ``"undetermined"`` from Monte Carlo moments: the sample size at which the unresolved
+        side's noise would be ``DECISION_Z`` standard errors from zero (at its present
+        estimate), else None.
     """
 
     kind: str
@@ -108,6 +144,12 @@ class Equilibrium(NotebookDisplay):
     details: dict[str, Any] = field(default_factory=dict)
     start: GradientFlowLimit | None = None
     noise_se: list[float] | None = None
+    lam_se: float | None = None
+    theta_se: np.ndarray | None = None
+    charge_se: float | None = None
+    lam_interval: tuple[float, float] | None = None
+    charge_interval: tuple[float, float] | None = None
+    needed_samples: int | None = None
 
     @property
     def projection(self) -> GradientFlowLimit | None:
@@ -122,7 +164,7 @@ class Equilibrium(NotebookDisplay):
         so near λ* the deviation decays as e^{−k/τ} with τ = C'(λ*) / (η·|(η/S)G'(λ*) − 2γC'(λ*)|)
         ((E14): G' = −2Σa_i²e^{−2λa_i}s_i). ``inf`` when λ* is not finite or G' vanishes (no
         restoring drift: the charge stays where it is), ``nan`` for a degenerate generator
-        without noise.
+        without noise and for an undetermined one.
         """
         eta = float(lr)
         if not eta > 0:
@@ -130,6 +172,8 @@ class Equilibrium(NotebookDisplay):
         S = float(self.batch_size if batch_size is None else batch_size)
         if self.discrete:
             S = 1.0  # the discrete drift M_S already holds the minibatch factor (E11)
+        if self.kind == "undetermined":
+            return math.nan  # no λ* at this accuracy, so no time scale either
         if not math.isfinite(self.lam):
             return math.inf
         a = [float(v) for v in self.eigenvalues]
@@ -176,6 +220,11 @@ class Equilibrium(NotebookDisplay):
             "rate": self.rate,
             "exact": self.exact,
             "start": None if self.start is None else self.start.to_dict(),
+            "lam_se": self.lam_se,
+            "lam_interval": None if self.lam_interval is None else [float(v) for v in self.lam_interval],
+            "charge_se": self.charge_se,
+            "charge_interval": None if self.charge_interval is None else [float(v) for v in self.charge_interval],
+            "needed_samples": self.needed_samples,
         }
 
 
@@ -287,22 +336,28 @@ def noise_equilibrium(
     s_list, c_list = drift_terms(spec, Sigma, theta_exact if exact else th)
     exact = exact and spec.rational
     s_se = _noise_se(spec, info) if not exact else None
-    kind, reach_pos, reach_neg = _classify(spec, s_list, exact, s_se)
+    s_cov = _noise_covariance(loss, spec, th, info, n_samples, seed, values) if s_se is not None else None
+    s_se = s_se if s_cov is None else [float(v) for v in np.sqrt(np.maximum(np.diag(s_cov), 0.0))]
+    kind, reach_pos, reach_neg = _classify(spec, s_list, exact, s_se, s_cov)
     gamma, eta = hp["weight_decay"], hp["lr"]
+    coef = sp.Integer(0) if gamma == 0 else sp.Rational(eta) / hp["batch_size"]  # (η/S)G - 2γC = 0
     a_f, s_f, c_f = spec.floats, [float(v) for v in s_list], [float(v) for v in c_list]
     rate = float(sum(a * s for a, s in zip(a_f, s_f)))
     has_root = kind == "balanced" or (gamma > 0 and (reach_pos or reach_neg) and any(c > 0 for a, c in zip(a_f, c_f) if a != 0))
     if has_root:
         # exact values of the binary floats, so the polynomial route and the certificate agree
-        coef = sp.Integer(0) if gamma == 0 else sp.Rational(eta) / hp["batch_size"]  # (η/S)G - 2γC = 0
         lam_mp, lam_exact, bracket, method = _solve(spec, s_list, c_list, gamma, coef, hp["digits"], exact)
         lam = float(lam_mp)
         theta_star = _move(spec, th, lam)
+    elif kind == "undetermined":
+        lam_mp = lam_exact = bracket = None
+        (lam, theta_star), (method, needed) = (math.nan, th.copy()), _undetermined_reason(spec, s_list, s_se, info, s_cov)
     else:
         lam_mp = lam_exact = bracket = None
         lam, theta_star, method = _no_root(spec, th, kind, reach_pos or reach_neg, rate)
-        if kind == "degenerate" and s_se is not None:
-            method += _degenerate_reason(spec, s_list, s_se)
+    unc = _uncertainty(spec, th, a_f, s_f, c_f, s_se, gamma, float(coef), lam, kind, s_cov) if s_se is not None else {}
+    if kind == "undetermined":
+        unc["needed_samples"] = needed
     return Equilibrium(
         kind=kind,
         lam=lam,
@@ -324,6 +379,7 @@ def noise_equilibrium(
         details=dict(info),
         start=start,
         noise_se=s_se,
+        **unc,
     )
 
 
@@ -352,34 +408,137 @@ def _noise_se(spec: Spectrum, info: Mapping[str, Any]) -> list[float] | None:
     return out
 
 
-def _degenerate_reason(spec: Spectrum, s_list: list[Any], s_se: list[float]) -> str:
-    """Which side of A has noise below the accuracy of the moments."""
-    parts = []
-    for sign, name in ((1, "positive"), (-1, "negative")):
-        s = sum(float(v) for a, v in zip(spec.floats, s_list) if a * sign > 0)
-        e = math.sqrt(sum(v * v for a, v in zip(spec.floats, s_se) if a * sign > 0))
-        if s <= 4 * e:
-            parts.append(f"noise on the {name} eigenspace of A is below the accuracy of the Monte Carlo moments "
-                         f"(s = {s:.3g} ≤ 4 s.e. = {4 * e:.3g}): no balance can be resolved; exact moments or more "
-                         "samples would decide it")
-    return ("; " + "; ".join(parts)) if parts else ""
+def _sides(spec: Spectrum, s_list: list[Any], s_se: list[float],
+           s_cov: np.ndarray | None = None) -> dict[int, tuple[float, float]]:
+    """(noise, its standard error) summed over the positive (+1) and negative (−1) eigenspaces
+    (with the covariance of the s_i when known, else treating them as independent)."""
+    out = {}
+    for sign in (1, -1):
+        idx = [i for i, a in enumerate(spec.floats) if a * sign > 0]
+        s = sum(float(s_list[i]) for i in idx)
+        if s_cov is not None:
+            e = math.sqrt(max(0.0, float(s_cov[np.ix_(idx, idx)].sum()))) if idx else 0.0
+        else:
+            e = math.sqrt(sum(float(s_se[i]) ** 2 for i in idx))
+        out[sign] = (s, e)
+    return out
 
 
-def _classify(spec: Spectrum, s_list: list[Any], exact: bool,
-              s_se: list[float] | None = None) -> tuple[str, bool, bool]:
+def _noise_covariance(loss: Loss, spec: Spectrum, th: np.ndarray, info: Mapping[str, Any], n_samples: int | None,
+                      seed: int, values: Any) -> np.ndarray | None:
+    """Covariance of the Monte Carlo estimates of the s_i = Tr[P_iΣ] (None for other moments).
+
+    The s_i share their samples (every sample that reaches one eigenspace usually reaches the
+    others), so their errors are correlated and largely cancel in λ* (E17); treating them as
+    independent overstates the error of λ* several-fold. This redraws the sample of
+    :func:`~noether_sym.moments` (same seed, same chunks) and takes the covariance of the
+    per-sample terms t_ik = (g_k − ḡ)ᵀP_i(g_k − ḡ).
+    """
+    if "monte carlo" not in str(info.get("moments", "")).lower() or not info.get("n_samples"):
+        return None
+    try:
+        sampler = make_sampler(loss, values=values)
+    except NoetherSymError:
+        return None
+    if sampler.dataset_size is not None:
+        return None
+    N = int(info["n_samples"])
+    rng = np.random.default_rng(seed)
+    cl = compiled(loss)
+    Ps = [np.array(P.tolist(), dtype=float) if isinstance(P, sp.MatrixBase) else np.asarray(P, dtype=float)
+          for P in spec.projectors]
+    G = []
+    done = 0
+    while done < N:  # the chunks of data/_moments.py's Monte Carlo route
+        m = min(_MC_CHUNK, N - done)
+        G.append(cl.grad(th, sampler.draw(rng, (m,))))
+        done += m
+    g = np.concatenate(G)
+    c = g - g.mean(axis=0)
+    t = np.stack([np.einsum("kj,jl,kl->k", c, P, c) for P in Ps], axis=1)  # (N, m)
+    factor = float(sp.Rational(info["discrete_factor"])) if "discrete_factor" in info else 1.0
+    return factor**2 * np.atleast_2d(np.cov(t, rowvar=False)) / N
+
+
+def _undetermined_reason(spec: Spectrum, s_list: list[Any], s_se: list[float], info: Mapping[str, Any],
+                         s_cov: np.ndarray | None = None) -> tuple[str, int | None]:
+    """Why the class is undetermined, and the Monte Carlo sample size that would decide it."""
+    mc = "monte carlo" in str(info.get("moments", "")).lower()
+    N = info.get("n_samples")
+    parts, needed = [], None
+    for sign, (s, e) in _sides(spec, s_list, s_se, s_cov).items():
+        if not (e > 0 and s <= DECISION_Z * e):
+            continue
+        name = "positive" if sign > 0 else "negative"
+        what = "standard errors" if mc else "error estimates"
+        parts.append(f"the noise on the {name} eigenspace of A, s = {s:.3g}, is within {DECISION_Z:g} {what} "
+                     f"({DECISION_Z * e:.3g}) of zero")
+        if mc and N:
+            # e ∝ 1/√N: at the present estimate, s = 1.25·Z·e needs N·(1.25·Z·e/s)² samples
+            k = 100 * int(N) if s <= 0 else max(4 * int(N), math.ceil(N * (1.25 * DECISION_Z * e / s) ** 2))
+            needed = max(needed or 0, k)
+    if mc and needed:
+        fix = f"about {needed:,} Monte Carlo samples (n_samples=) would decide it (now {int(N):,})"
+    elif mc:
+        fix = "more Monte Carlo samples (n_samples=) would decide it"
+    else:
+        fix = "a finer cubature or exact moments would decide it"
+    return ("undetermined at this accuracy: " + "; ".join(parts) + ", so the estimate cannot tell a balance from a "
+            f"degenerate generator; {fix}"), needed
+
+
+def _uncertainty(spec: Spectrum, th: np.ndarray, a_f: list[float], s_f: list[float], c_f: list[float],
+                 s_se: list[float], gamma: float, coef: float, lam: float, kind: str,
+                 s_cov: np.ndarray | None = None) -> dict[str, Any]:
+    """λ*, θ*, C(θ*) standard errors (first order) and the DECISION_Z box interval of λ* and C."""
+    out: dict[str, Any] = {}
+    se = [float(v) for v in s_se]
+    k = coef if gamma else 1.0
+    # G increases with s_i for a_i > 0 and decreases for a_i < 0, so λ* moves the same way
+    lo_s = [max(0.0, s - DECISION_Z * e) if a > 0 else s + DECISION_Z * e for a, s, e in zip(a_f, s_f, se)]
+    hi_s = [s + DECISION_Z * e if a > 0 else max(0.0, s - DECISION_Z * e) for a, s, e in zip(a_f, s_f, se)]
+    if kind in ("balanced", "undetermined") or (gamma > 0 and math.isfinite(lam)):
+        lo = _root_float(a_f, lo_s, c_f, gamma, k)
+        hi = _root_float(a_f, hi_s, c_f, gamma, k)
+        out["lam_interval"] = (lo, hi)
+        out["charge_interval"] = (_charge(a_f, c_f, lo), _charge(a_f, c_f, hi))
+    if math.isfinite(lam):
+        dG = -2 * sum(a * a * math.exp(-2 * lam * a) * s for a, s in zip(a_f, s_f))
+        dC = 2 * sum(a * a * math.exp(2 * lam * a) * c for a, c in zip(a_f, c_f))
+        dF = k * dG - 2 * gamma * dC
+        if dF != 0:
+            dlam = [k * a * math.exp(-2 * lam * a) / dF for a in a_f]
+            if s_cov is not None:
+                dv = np.array(dlam)
+                lam_se = math.sqrt(max(0.0, float(dv @ s_cov @ dv)))
+            else:
+                lam_se = math.sqrt(sum((d * e) ** 2 for d, e in zip(dlam, se)))
+            An = sum((a * (np.array(P.tolist(), dtype=float) if isinstance(P, sp.MatrixBase) else P)
+                      for a, P in zip(a_f, spec.projectors)), np.zeros((th.size, th.size)))
+            out["lam_se"] = lam_se
+            out["theta_se"] = np.abs(An @ _move(spec, th, lam)) * lam_se
+            out["charge_se"] = abs(dC) * lam_se
+    return out
+
+
+def _classify(spec: Spectrum, s_list: list[Any], exact: bool, s_se: list[float] | None = None,
+              s_cov: np.ndarray | None = None) -> tuple[str, bool, bool]:
     """The class of A at θ and whether noise reaches its positive / negative eigenspaces
     (exactly when the s_i are exact, else above 1e-14 of the largest and, with Monte Carlo
-    moments, above 4 standard errors on that side: a side whose noise the estimate cannot
-    tell from zero makes the generator degenerate, not balanced)."""
+    moments, above DECISION_Z standard errors on that side: a side whose noise the estimate
+    cannot tell from zero makes the class "undetermined", neither balanced nor degenerate)."""
     if not exact and s_se is not None:
-        side = {}
-        for sign in (1, -1):
-            s = sum(float(v) for a, v in zip(spec.floats, s_list) if a * sign > 0)
-            e = math.sqrt(sum(v * v for a, v in zip(spec.floats, s_se) if a * sign > 0))
-            side[sign] = s > 4 * e and s > 0
+        side, unresolved = {}, False
+        for sign, (s, e) in _sides(spec, s_list, s_se, s_cov).items():
+            side[sign] = s > DECISION_Z * e and s > 0
+            # a side is silent only when the estimate is exactly zero with zero error (every
+            # sample's gradient has no component there); noise within Z errors of zero is unresolved
+            unresolved |= not side[sign] and e > 0
         reach_pos, reach_neg = side[1], side[-1]
         if reach_pos and reach_neg:
             return "balanced", True, True
+        if unresolved:
+            return "undetermined", reach_pos, reach_neg
         if spec.is_semidefinite() and (reach_pos or reach_neg):
             return "divergent", reach_pos, reach_neg
         return "degenerate", reach_pos, reach_neg
@@ -452,7 +611,8 @@ def equilibrium_latex(eq: Any, names: Mapping[Any, str] | None = None) -> str:
         # as many digits as λ* itself
         # the bracket is ~10^-digits wide: print enough digits to show its two ends apart
         lo, hi = (mpmath.nstr(b, 40) if isinstance(b, mpmath.mpf) else _num(b, 17) for b in eq.bracket)
-        rows.append(f"\\lambda^* &\\in \\big[{lo},\\ {hi}\\big] && \\text{{certified bracket}}")
+        # the two ends on their own rows: side by side they are wider than the page
+        rows.append(f"\\lambda^* &\\ge {lo} \\\\\n\\lambda^* &\\le {hi} && \\text{{certified bracket}}")
     out = [r"\begin{align*}", " \\\\\n".join(rows), r"\end{align*}"]
     out.append(f"Class: {eq.kind}; method: {_escape(eq.method)}.")
     return "\n".join(out)

@@ -12,15 +12,25 @@ Design
 ------
 ∇L is exact where the data model allows: the exact polynomial moments (Gaussian and other
 ``sympy.stats`` data, finite datasets), compiled to one vectorized NumPy function of θ; the
-Hessian is its central difference over a batch of 2n points in one call. Otherwise (kinks,
-non-polynomial terms) the flow runs on the empirical loss of one fixed Monte Carlo sample
-(``n_samples`` draws, default 4,000, ``seed``), with an explicit Runge-Kutta pair (kinks
-defeat a stiff solver's Newton steps) and stops at ‖∇L‖ ≤ the estimate's standard error, or
-on the numeric mean over a dataset; ``moments`` says which. (The deterministic cone moments
-of piecewise-linear units cost 20-150 ms per gradient: too slow for the hundreds of
-evaluations of a flow, so they serve the noise Σ at Φ(θ₀), not the flow.) With a Monte Carlo gradient a start
-whose estimated ‖∇L‖ is within 4 standard errors (plus ``tol``) of zero is taken as on the
-manifold: the estimate cannot tell it is off. A start already on the manifold is returned
+Hessian is its central difference over a batch of 2n points in one call. For
+piecewise-linear units (ReLU, leaky ReLU, Abs) on Gaussian data, ∇L is the deterministic
+cone cubature (``data/_piecewise.py``, ~1e-13 in one input dimension, 2-3 ms a point) and
+the solver's Jacobian is the Hessian from its differences
+(:class:`~noether_sym.data._piecewise.ConeDerivatives`): the flow runs LSODA to the same
+gradient-norm tolerance as the polynomial route, the same for every seed, when one ∇L costs
+at most ``FLOW_CONE_NODES`` cubature points (one input dimension: a few hundred; inputs of
+dimension ≥ 2 with several units need 10⁴-10⁵, too many for the 10³-10⁴ gradients of a flow,
+and use the Monte Carlo sample below). Otherwise
+(non-polynomial terms such as tanh or softmax) the flow runs on the empirical loss of one
+fixed Monte Carlo sample (``n_samples`` draws, default 4,000, ``seed``), with an explicit
+Runge-Kutta pair (kinks defeat a stiff solver's Newton steps) and stops at ‖∇L‖ ≤ the
+estimate's standard error, or on the numeric mean over a dataset; ``moments`` says which.
+With a Monte Carlo gradient a start whose estimated ‖∇L‖ is within 4 standard errors (plus
+``tol``) of zero is taken as on the manifold: the estimate cannot tell it is off.
+A unit that dies along the flow (its activation probability → 0) makes the approach
+slow, ‖∇L‖ ~ 1/t: the time budget ``max_time`` bounds it, and the equilibria report the
+resulting slow charges through their relaxation times.
+A start already on the manifold is returned
 unchanged, so predictions from points on it do not move.
 
 Weight decay is not part of the flow: SGD falls to the minimum manifold of L at the rate of
@@ -36,19 +46,28 @@ naming the reason: there is no minimum to predict from.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from .._errors import GradientFlowError, InvalidArgumentError, NoetherSymError, UnsupportedExpressionError
+from .._errors import (
+    GradientFlowError,
+    InvalidArgumentError,
+    NoetherSymError,
+    ResourceLimitError,
+    UnsupportedExpressionError,
+)
 from .._validate import Integer, Optional, Real, validate
 from ..compile._compiled import compiled
 from ..data._moments import moments
+from ..data._piecewise import ConeDerivatives, cone_derivatives
 from ..data._sample import make_sampler
 from ..loss._loss import Loss, as_loss, replace_symbols
+from ..symmetry._finder import find_symmetries
 
 __all__ = ["GradientFlowLimit", "gradient_flow_limit"]
 
@@ -67,6 +86,13 @@ _MC_BLOCK = 20_000
 #: every flow step evaluates the gradient on all of it, so it is smaller than the moments'
 #: 100,000; the flow stops at ‖∇L‖ ≤ its standard error
 FLOW_SAMPLES = 4_000
+
+#: largest number of cubature points per ∇L for which the flow runs on the cone cubature
+#: (one input dimension needs a few hundred; a flow takes 10³-10⁴ gradients)
+FLOW_CONE_NODES = 5_000
+
+#: ``moments`` label of the deterministic route for piecewise-linear units on Gaussian data
+METHOD_FLOW_CONES = "deterministic (gaussian cone cubature of ∇L)"
 
 
 @dataclass
@@ -163,7 +189,8 @@ def gradient_flow_limit(
     max_time, max_evaluations
         Budgets: flow time and gradient evaluations before :class:`GradientFlowError`.
     n_samples, seed
-        Monte Carlo sample (non-polynomial losses on random data): size (default 4,000)
+        Monte Carlo sample (losses on random data that are neither polynomial nor
+        piecewise-linear on Gaussian data): size (default 4,000)
         and seed.
 
     Returns
@@ -194,7 +221,11 @@ def gradient_flow_limit(
     opts = validate(_OPTIONS, tol=tol, max_time=max_time, max_evaluations=max_evaluations, n_samples=n_samples,
                     seed=seed)
     th0 = loss.theta_vector(theta)
-    ck = ("gradient_flow_limit", th0.tobytes(), tuple(sorted(opts.items())),
+    if _deterministic_route(loss, values, th0):  # the seed and sample size play no part
+        opts_key = tuple(sorted((k, v) for k, v in opts.items() if k not in ("seed", "n_samples")))
+    else:
+        opts_key = tuple(sorted(opts.items()))
+    ck = ("gradient_flow_limit", th0.tobytes(), opts_key,
           None if not values else tuple(sorted((str(k), str(v)) for k, v in dict(values).items())))
     hit = loss._cache.get(ck)
     if hit is not None:  # one flow per start: every generator of a derivation shares it
@@ -204,8 +235,31 @@ def gradient_flow_limit(
     return out
 
 
+def _deterministic_route(loss: Loss, values: Any, th0: np.ndarray) -> bool:
+    """Whether ∇L is deterministic (exact polynomial moments, a dataset, or cones within budget)."""
+    if loss.dataset is not None:
+        return True
+    try:
+        moments(loss, method="exact", values=values)
+        return True
+    except UnsupportedExpressionError:
+        cones = _cone_route(loss, values)
+        return cones is not None and cones.n_nodes(th0) <= FLOW_CONE_NODES
+    except NoetherSymError:
+        return False
+
+
 def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> GradientFlowLimit:
     grad, how, se_fn = population_gradient(loss, values=values, n_samples=opts["n_samples"], seed=opts["seed"])
+    polish = None
+    if how == METHOD_FLOW_CONES and _cone_route(loss, values).n_nodes(th0) > FLOW_CONE_NODES:
+        # a flow takes thousands of gradients: beyond this cost per gradient (inputs of
+        # dimension ≥ 2 with several units) the flow runs on a fixed Monte Carlo sample (it
+        # conserves every charge exactly, any sample average does) and its end point is then
+        # polished onto the manifold with the exact cone gradient (few, budgeted evaluations)
+        polish = _cone_route(loss, values)
+        _polish_budget(polish, th0)
+        grad, how, se_fn = _sample_gradient(loss, values, opts["n_samples"], opts["seed"])
     with np.errstate(over="ignore", invalid="ignore"):
         g0 = grad(th0[None, :])[0]
     if not np.all(np.isfinite(g0)) and how.startswith("exact"):
@@ -221,13 +275,30 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
         )
     n0 = float(np.linalg.norm(g0))
     se0 = se_fn(th0) if se_fn is not None else 0.0
-    if n0 <= opts["tol"] + 4 * se0:
+    if polish is not None:  # on the manifold or not: decided by the exact gradient
+        n0 = float(np.linalg.norm(polish.grad(th0[None, :])[0]))
+        if n0 <= opts["tol"]:
+            return GradientFlowLimit(th0.copy(), th0.copy(), 0.0, n0, n0, 0.0, opts["tol"], METHOD_FLOW_CONES, 0.0, 1)
+    elif n0 <= opts["tol"] + 4 * se0:
         return GradientFlowLimit(th0.copy(), th0.copy(), 0.0, n0, n0, 0.0, opts["tol"], how, se0, 1)
     # a Monte Carlo gradient is not resolved below its standard error: stop there
     tol_used = max(opts["tol"], se0)
     # (an empirical loss with kinks is only piecewise smooth: a looser solver tolerance there)
-    rtol = 1e-11 if how.startswith("exact") else 1e-10 if se_fn is None else 1e-7
-    theta_end, t_end, n_end, evals = _integrate(grad, th0, tol_used, opts["max_time"], opts["max_evaluations"], rtol)
+    deterministic = how.startswith("exact") or how == METHOD_FLOW_CONES
+    # a smooth empirical loss (dataset, Monte Carlo sample) is as stiff as the population one:
+    # the stiff solver; only kinks need the explicit pair
+    rtol = 1e-11 if deterministic else 1e-7 if _has_kinks(loss) else 1e-10
+    hess = population_hessian(loss, values=values) if how == METHOD_FLOW_CONES else None
+    theta_end, t_end, n_end, evals = _integrate(grad, th0, tol_used, opts["max_time"], opts["max_evaluations"], rtol,
+                                                hessian=hess)
+    if polish is not None:
+        theta_end, n_end, extra = _polish(loss, polish, th0, theta_end, opts["tol"])
+        evals += extra
+        how = (f"{METHOD_FLOW_CONES}: flow on one fixed Monte Carlo sample ({how.split('sample of ')[-1]}), "
+               f"then {extra} exact gradients of charge-conserving Newton steps onto the manifold")
+        tol_used, se0 = opts["tol"], 0.0
+    elif how.startswith("Monte Carlo"):
+        _refuse_unresolved(loss, se_fn, theta_end, n_end, opts, how)
     return GradientFlowLimit(th0.copy(), theta_end, float(np.linalg.norm(theta_end - th0)), n_end, n0, t_end,
                              tol_used, how, se0, evals)
 
@@ -241,10 +312,17 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
     bound = 1e6 * (1.0 + float(np.linalg.norm(th0)))
     count = [0]
 
+    mark = [0.0]  # flow time at the last stall check
+
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
         count[0] += 1
         if count[0] > max_evals:
             raise _Budget()
+        if count[0] % _STALL_EVALS == 0:  # the step size collapsed: a kink the flow slides along
+            # (at under 1e-3·t per 2,000 evaluations, doubling the flow time takes 2·10⁶ of them)
+            if t - mark[0] <= 1e-3 * max(1.0, abs(t)):
+                raise _Stalled(t)
+            mark[0] = t
         return -grad(y[None, :])[0]
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
@@ -273,6 +351,13 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
             with np.errstate(over="ignore", invalid="ignore"):
                 sol = solve_ivp(rhs, (t, t1), y, method=method, rtol=rtol, atol=atol, **({"jac": jac} if method != "RK45" else {}),
                                 events=(settled, escaped))
+        except _Stalled as st:
+            raise GradientFlowError(
+                f"gradient flow from θ₀ stalls at flow time {st.args[0]:.4g}: {_STALL_EVALS} gradient evaluations "
+                "advanced it by less than 1e-3 of itself; the flow slides along a kink of a non-smooth loss (a ReLU-type unit switching "
+                "on the data), where ∇L is discontinuous and ‖∇L‖ cannot reach the tolerance; no minimum with a "
+                "gradient-norm certificate is reachable from this start"
+            ) from None
         except _Budget:
             raise GradientFlowError(
                 f"gradient flow from θ₀ did not reach ‖∇L‖ ≤ {tol:g} within {max_evals} gradient evaluations "
@@ -302,8 +387,139 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
     )
 
 
+#: most cubature points the polish of a Monte Carlo flow's end point may use (all its exact
+#: gradients and Hessians together; a two-unit ReLU net on R² needs ~1.3·10⁷, ~4 s)
+FLOW_POLISH_NODES = 40_000_000
+
+#: most Newton steps of the polish (it converges quadratically from the Monte Carlo end point)
+_POLISH_STEPS = 12
+
+#: most halvings of one Newton step
+_POLISH_HALVINGS = 6
+
+
+def _polish_cost(cones: ConeDerivatives, th: np.ndarray) -> int:
+    """Worst-case cubature points of :func:`_polish`: every step one Hessian (4n gradients),
+    one gradient and its halvings."""
+    return cones.n_nodes(th) * _POLISH_STEPS * (4 * th.size + 1 + _POLISH_HALVINGS)
+
+
+def _polish_budget(cones: ConeDerivatives, th0: np.ndarray) -> None:
+    """ResourceLimitError when polishing onto the manifold would exceed FLOW_POLISH_NODES."""
+    cost = _polish_cost(cones, th0)
+    if cost > FLOW_POLISH_NODES:
+        raise ResourceLimitError(
+            f"Φ(θ₀) needs the exact (cone cubature) gradient to land on the minimum manifold: up to {cost:,} cubature "
+            f"points ({cones.n_nodes(th0):,} per gradient, {th0.size} parameters), over the budget "
+            f"noether_sym.theory._gradient_flow.FLOW_POLISH_NODES = {FLOW_POLISH_NODES:,}; raise it, or start on the "
+            "minimum manifold (a Monte Carlo flow alone is not on it within its accuracy)"
+        )
+
+
+def _charge_matrices(loss: Loss) -> list[np.ndarray]:
+    """The symmetric generators A of the loss's linear symmetries: gradient flow conserves
+    every θᵀAθ (E9), and the polish holds them (none when the finder cannot say)."""
+    try:
+        gens = find_symmetries(loss).generators
+    except NoetherSymError:
+        return []
+    mats = [np.array(A.tolist(), dtype=float) for A in gens]
+    return [A for A in mats if np.allclose(A, A.T)]
+
+
+def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarray,
+            tol: float) -> tuple[np.ndarray, float, int]:
+    """From the Monte Carlo flow's end point to the point of the minimum manifold with the
+    charges of θ₀: Newton steps on ∇L = 0, θᵀA_jθ = θ₀ᵀA_jθ₀ (KKT system with the exact
+    cone ∇L and Hessian; least squares, so flat directions no charge fixes take no step).
+    Returns (θ, ‖∇L(θ)‖, gradient evaluations); GradientFlowError when it does not converge
+    to ``tol`` or lands on a saddle."""
+    As = _charge_matrices(loss)
+    C = np.array([th0 @ A @ th0 for A in As])
+    scale = 1.0 + float(np.sum(th0**2))
+    start = cones.evaluations
+
+    def residual(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return cones.grad(th[None, :])[0], np.array([th @ A @ th for A in As]) - C
+
+    def merit(g: np.ndarray, r: np.ndarray) -> float:
+        return float(np.linalg.norm(g)) + float(np.linalg.norm(r)) / scale
+
+    th = theta.copy()
+    g, r = residual(th)
+    n, k = th.size, len(As)
+    H = None
+    for _ in range(_POLISH_STEPS):
+        if np.linalg.norm(g) <= tol and np.linalg.norm(r) <= 1e-12 * scale:
+            break
+        H = cones.hessian(th)
+        J = np.array([2 * (A @ th) for A in As]).reshape(k, n)
+        K = np.block([[H, J.T], [J, np.zeros((k, k))]])
+        step = np.linalg.lstsq(K, -np.concatenate([g, r]), rcond=1e-12)[0][:n]
+        m0, t = merit(g, r), 1.0
+        for _h in range(_POLISH_HALVINGS + 1):
+            g1, r1 = residual(th + t * step)
+            if merit(g1, r1) < m0:
+                break
+            t /= 2
+        else:
+            break
+        th, g, r = th + t * step, g1, r1
+    gn = float(np.linalg.norm(g))
+    if gn > tol or np.linalg.norm(r) > 1e-9 * scale:
+        raise GradientFlowError(
+            f"Φ(θ₀) is not on a minimum within the accuracy asked: Newton steps with the exact gradient from the Monte "
+            f"Carlo flow's end point reach ‖∇L‖ = {gn:.3g} > tol = {tol:g} (charge residual "
+            f"{float(np.linalg.norm(r)):.2g}); raise tol or start nearer the minimum manifold"
+        )
+    if H is not None:
+        # a minimum, not a saddle: H is positive semidefinite off the charges' normals
+        J = np.array([2 * (A @ th) for A in As]).reshape(k, n)
+        Q = np.linalg.svd(J)[2][np.linalg.matrix_rank(J):] if k else np.eye(n)
+        low = float(np.linalg.eigvalsh(Q @ H @ Q.T).min()) if Q.size else 0.0
+        if low < -1e-6 * max(1.0, float(np.abs(H).max())):
+            raise GradientFlowError(
+                f"Newton steps from the Monte Carlo flow's end point land on a saddle of L (Hessian eigenvalue "
+                f"{low:.3g} at fixed charges), not on the minimum gradient flow reaches; start nearer the minimum manifold"
+            )
+    return th, gn, cones.evaluations - start
+
+
+def _refuse_unresolved(loss: Loss, se_fn: Callable | None, theta: np.ndarray, n_end: float, opts: dict[str, Any],
+                       how: str) -> None:
+    """GradientFlowError when a Monte Carlo flow's end point is not on a minimum within the
+    sample's accuracy: the estimate ‖∇L‖ plus 4 standard errors must be ≤ ``tol``."""
+    se = se_fn(theta) if se_fn is not None else 0.0
+    if n_end + 4 * se <= opts["tol"]:
+        return
+    need = int(math.ceil((opts["n_samples"] or FLOW_SAMPLES) * (4 * se / max(opts["tol"] - n_end, 1e-300)) ** 2))
+    raise GradientFlowError(
+        f"Φ(θ₀) is not on a minimum within the Monte Carlo accuracy: the start is off the minimum manifold and gradient "
+        f"flow could only run on a sample ({how}); it stops at ‖∇L‖ = {n_end:.2g} with standard error {se:.2g}, not "
+        f"below tol = {opts['tol']:g}, so a prediction from there is not certain (it would balance a point off the "
+        f"manifold). Start on the minimum manifold, or give tol ≥ {n_end + 4 * se:.2g} (accepting that distance), or "
+        f"n_samples ≈ {need:.3g} to resolve tol"
+    )
+
+
 class _Budget(Exception):
     """Internal: the gradient-evaluation budget is spent (turned into GradientFlowError)."""
+
+
+class _Stalled(Exception):
+    """Internal: the flow time stopped advancing (turned into GradientFlowError)."""
+
+
+#: gradient evaluations between two checks that the flow time advances
+_STALL_EVALS = 2_000
+
+#: nodes at which a loss is not smooth (the explicit Runge-Kutta pair is used there)
+_KINKS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.Piecewise, sp.sign)
+
+
+def _has_kinks(loss: Loss) -> bool:
+    """Whether the per-sample loss has a non-smooth node (ReLU, Abs, ...)."""
+    return bool(loss.expr.has(*_KINKS))
 
 
 def _hessian(grad: Callable[[np.ndarray], np.ndarray], y: np.ndarray) -> np.ndarray:
@@ -338,6 +554,10 @@ def _build_gradient(loss: Loss, values: Any, n_samples: int | None,
         mom = moments(loss, method="exact", values=values)
     except UnsupportedExpressionError:
         mom = None
+    if mom is None:
+        cones = _cone_route(loss, values)
+        if cones is not None:
+            return cones.grad, METHOD_FLOW_CONES, None
     if mom is not None:
         mean = mom.mean_grad
         rep = {p: loss.theta[i] for i, p in enumerate(loss.params)}
@@ -357,6 +577,25 @@ def _build_gradient(loss: Loss, values: Any, n_samples: int | None,
 
         return exact_grad, "exact (polynomial moments)", None
     return _sample_gradient(loss, values, n_samples, seed)
+
+
+def population_hessian(loss: Loss, *, values: Any = None) -> Callable[[np.ndarray], np.ndarray] | None:
+    """The population Hessian θ -> H(θ) when ∇L comes from the deterministic cone cubature
+    (differences of that ∇L, :class:`~noether_sym.data._piecewise.ConeDerivatives`), else None
+    (the flow then differences its own gradient)."""
+    cones = _cone_route(loss, values)
+    return None if cones is None else cones.hessian
+
+
+def _cone_route(loss: Loss, values: Any) -> ConeDerivatives | None:
+    """Deterministic ∇L of piecewise-linear units on Gaussian data (cached), or None."""
+    key = ("flow_cone_route", None if not values else tuple(sorted((str(k), str(v)) for k, v in dict(values).items())))
+    if key not in loss._cache:
+        try:
+            loss._cache[key] = cone_derivatives(loss, values=values)
+        except (UnsupportedExpressionError, InvalidArgumentError):
+            loss._cache[key] = None
+    return loss._cache[key]
 
 
 def _sample_gradient(loss: Loss, values: Any, n_samples: int | None,

@@ -93,6 +93,7 @@ def _noise_matrix_uncached(loss: Loss, theta_vec: sp.Matrix, batch_size: int, di
         exact = False
         info["moments"] = mom.method
         info["standard_error"] = mom.standard_error
+        info["n_samples"] = mom.n_samples
     if discrete:
         N = loss.n_samples
         # the same sampling as simulate's default: S rows drawn with replacement

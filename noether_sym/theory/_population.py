@@ -19,7 +19,16 @@ Two sources, picked automatically:
     third derivative D³L[v, v, ·] = d/ds H(θ + s v) v by an 8-point Chebyshev stencil (exact
     for per-sample losses of degree ≤ 9 in θ, 12+ digits for smooth ones at the step used).
 
-Σ always comes from data nodes: Σ = Σ_k w_k g_k g_kᵀ − ∇L∇Lᵀ with g_k = ∇ℓ(θ, x_k). The
+``cones``
+    Piecewise-linear units (ReLU, leaky ReLU, Abs) on Gaussian data, when the loss is not
+    polynomial in the data: every quantity from the deterministic cone cubature of
+    ``data/_piecewise.py`` -- ∇L and Σ directly, H and ∇_θ Tr(HΛ) as central differences of
+    that ∇L (:class:`~noether_sym.data._piecewise.ConeDerivatives`). These include the kink
+    (delta) terms of ∇²L that a per-sample Hessian misses (units with biases), and they are
+    the same for every seed; ``exact`` stays False (a cubature with an error estimate, which
+    :meth:`Population.sigma_standard_error` returns).
+
+Otherwise Σ comes from data nodes: Σ = Σ_k w_k g_k g_kᵀ − ∇L∇Lᵀ with g_k = ∇ℓ(θ, x_k). The
 nodes are exact where the data allow it -- a tensor Gauss rule per random symbol with
 deg + 1 points (Normal: Gauss-Hermite, Uniform: Gauss-Legendre, Bernoulli/Rademacher: their
 support), exact for E[g gᵀ] whenever ℓ is polynomial in the data; every row of a finite
@@ -50,6 +59,12 @@ from .._errors import InvalidArgumentError, UnsupportedExpressionError
 from ..compile._compiled import compiled
 from ..data._model import _exact_values
 from ..data._moments import _setup, expectation
+from ..data._piecewise import (
+    METHOD_CONES,
+    ConeDerivatives,
+    _cone_moments_or_none,
+    cone_derivatives,
+)
 from ..data._polynomial import _data_kind, _NotPolynomial
 from ..data._sample import make_sampler
 from ..loss._loss import Loss
@@ -249,8 +264,10 @@ class Population:
 
     loss: Loss
     nodes: DataNodes
-    method: str  # "polynomial" | "nodes"
+    method: str  # "polynomial" | "nodes" | "cones"
     _terms: Any = field(default=None, repr=False)
+    _cones: ConeDerivatives | None = field(default=None, repr=False)
+    values: Mapping | None = field(default=None, repr=False)
 
     @property
     def exact(self) -> bool:
@@ -263,8 +280,25 @@ class Population:
             raise InvalidArgumentError(f"the per-sample gradient is not finite at θ = {np.round(theta, 6).tolist()}")
         return g
 
+    def _cone_moments(self, theta: np.ndarray) -> Any:
+        key = ("population_cone_moments", np.asarray(theta, dtype=float).tobytes())
+        hit = self.loss._cache.get(key)
+        if hit is None:
+            hit = _cone_moments_or_none(self.loss, np.asarray(theta, dtype=float), self.values)
+            if hit is None:  # over the cubature budget at this point
+                raise UnsupportedExpressionError(
+                    "the deterministic cone cubature exceeds its budget at this point; use a smaller model"
+                )
+            self.loss._cache[key] = hit
+        return hit
+
     def sigma(self, theta: np.ndarray) -> np.ndarray:
         """Σ(θ) = E[g gᵀ] − ∇L∇Lᵀ (per sample, batch size 1)."""
+        if self._cones is not None:
+            key = ("population_cone_sigma", np.asarray(theta, dtype=float).tobytes())
+            if key not in self.loss._cache:
+                self.loss._cache[key] = self._cones.sigma(theta)
+            return self.loss._cache[key].copy()
         g = self._node_grads(theta)
         w = self.nodes.w
         mean = w @ g
@@ -272,7 +306,10 @@ class Population:
         return (S + S.T) / 2
 
     def sigma_standard_error(self, theta: np.ndarray) -> np.ndarray | None:
-        """Plug-in standard error of the Monte Carlo Σ (None when Σ is exact)."""
+        """Plug-in standard error of the Monte Carlo Σ (None when Σ is exact; the error
+        estimate of the cubature on the ``cones`` route)."""
+        if self._cones is not None:
+            return np.asarray(self._cone_moments(theta).error["covariance"], dtype=float)
         if self.nodes.exact:
             return None
         g = self._node_grads(theta)
@@ -287,11 +324,15 @@ class Population:
     def grad(self, theta: np.ndarray) -> np.ndarray:
         if self._terms is not None:
             return self._terms.grad(theta)
+        if self._cones is not None:
+            return self._cones.grad(np.asarray(theta, dtype=float)[None, :])[0]
         return self.nodes.w @ self._node_grads(theta)
 
     def hessian(self, theta: np.ndarray) -> np.ndarray:
         if self._terms is not None:
             H = self._terms.hessian(theta)
+        elif self._cones is not None:
+            H = self._cones.hessian(theta)
         else:
             n = self.loss.n
             cl = compiled(self.loss)
@@ -304,6 +345,8 @@ class Population:
         """∇_θ Tr(∇²L(θ) Λ) with Λ symmetric and held fixed."""
         if self._terms is not None:
             return self._terms.third(theta, Lam)
+        if self._cones is not None:
+            return self._cones.third(theta, Lam)
         mu, vecs = np.linalg.eigh((Lam + Lam.T) / 2)
         keep = np.abs(mu) > 1e-14 * max(1e-300, np.abs(mu).max(initial=0.0))
         scale = max(1.0, float(np.linalg.norm(theta)))
@@ -411,6 +454,14 @@ def _polynomial_population(loss: Loss, values: Mapping | None) -> _SparsePolynom
     return _SparsePolynomial(coeffs, idx, n)
 
 
+def _cone_route(loss: Loss, values: Mapping | None) -> ConeDerivatives | None:
+    """The deterministic cone route when the loss has piecewise-linear units on Gaussian data."""
+    try:
+        return cone_derivatives(loss, values=values)
+    except (UnsupportedExpressionError, InvalidArgumentError):
+        return None
+
+
 def population(loss: Loss, *, values: Mapping | None = None, n_samples: int | None = None, seed: int = 0) -> Population:
     """The :class:`Population` of a loss (cached on the Loss per options).
 
@@ -424,10 +475,16 @@ def population(loss: Loss, *, values: Mapping | None = None, n_samples: int | No
     pop = loss._cache.get(key)
     if pop is not None:
         return pop
+    cones = _cone_route(loss, values) if _data_degrees(loss) is None else None
+    if cones is not None:
+        nodes = DataNodes(np.zeros((0, len(loss.x) + len(loss.c))), np.zeros(0), METHOD_CONES, False)
+        pop = Population(loss, nodes, "cones", None, cones, values)
+        loss._cache[key] = pop
+        return pop
     nodes = data_nodes(loss, values=values, n_samples=n_samples, seed=seed)
     terms = None
     if nodes.exact and nodes.method != "no data (deterministic)":
         terms = _polynomial_population(loss, values)
-    pop = Population(loss, nodes, "polynomial" if terms is not None else "nodes", terms)
+    pop = Population(loss, nodes, "polynomial" if terms is not None else "nodes", terms, None, values)
     loss._cache[key] = pop
     return pop

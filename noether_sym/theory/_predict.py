@@ -9,7 +9,10 @@
   :func:`~noether_sym.joint_equilibrium`, Tr[A_jΣ(θ*)] = 0 for every j;
 * ``"two_layer"`` -- a two-layer linear network with its data covariances
   (``two_layer=TwoLayerModel(...)``): the closed form over the whole GL(d) orbit,
-  :func:`~noether_sym.two_layer_equilibrium` (E20)-(E21).
+  :func:`~noether_sym.two_layer_equilibrium` (E20)-(E21);
+* ``"noether_flow"`` -- where none of these gives the stationary state (generators that do
+  not commute, a local symmetry): the slow flow (E22), :func:`~noether_sym.noether_flow`,
+  through :func:`flow_reason` and :func:`predict_with_flow`.
 
 Design
 ------
@@ -28,10 +31,12 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError, LocalSymmetryError
 from ..loss._loss import Loss
 from ._equilibrium import Equilibrium, noise_equilibrium
 from ._joint import JointEquilibrium, joint_equilibrium
+from ._noether_flow import NoetherFlow, noether_flow
+from ._local import local_symmetry_drift
 from ._two_layer import TwoLayerEquilibrium, two_layer_equilibrium
 
 __all__ = ["Prediction", "TwoLayerModel", "predict_equilibrium"]
@@ -69,7 +74,7 @@ class Prediction:
     Attributes
     ----------
     route
-        ``"single"``, ``"joint"`` or ``"two_layer"``.
+        ``"single"``, ``"joint"``, ``"two_layer"`` or ``"noether_flow"``.
     result
         The :class:`Equilibrium`, :class:`JointEquilibrium` or :class:`TwoLayerEquilibrium`.
     theta
@@ -79,14 +84,17 @@ class Prediction:
     """
 
     route: str
-    result: Equilibrium | JointEquilibrium | TwoLayerEquilibrium
+    result: Equilibrium | JointEquilibrium | TwoLayerEquilibrium | NoetherFlow
     theta: np.ndarray
     how: str
 
     @property
     def start(self) -> Any:
         """Φ(θ₀), the projection of the start on the minimum manifold the prediction is made
-        from (a GradientFlowLimit; None on the two-layer route without a loss)."""
+        from (a GradientFlowLimit; None on the two-layer route without a loss and on the
+        Noether-flow route, whose result holds Φ(θ₀) as ``result.start``)."""
+        if self.route == "noether_flow":
+            return None
         return getattr(self.result, "start", None)
 
     @property
@@ -94,6 +102,8 @@ class Prediction:
         """Whether θ* is a finite point (a balanced or weight-decay-restored equilibrium)."""
         if self.route == "joint":
             return self.result.kind == "balanced"
+        if self.route == "noether_flow":
+            return self.result.kind in ("fixed point", "rotating")
         return bool(np.all(np.isfinite(self.theta)))
 
 
@@ -153,8 +163,9 @@ def predict_equilibrium(
         if finite and not out.finite:
             raise InvalidArgumentError(
                 f"the equilibrium along this generator is {eq.kind} (λ* = {eq.lam}): no finite prediction. "
-                "A semidefinite generator needs weight decay (E18)."
+                "A semidefinite generator needs weight decay (E18)." + (f" ({eq.method})" if eq.kind == "undetermined" else "")
             )
+        _refuse_local_symmetry(loss, out, values)
         return out
     if float(weight_decay) > 0:
         raise InvalidArgumentError(
@@ -173,7 +184,25 @@ def predict_equilibrium(
                      "joint_equilibrium (commuting generators)" + _from_start(je.start))
     if finite and not out.finite:
         raise InvalidArgumentError(f"the joint equilibrium is {je.kind}: no finite prediction")
+    _refuse_local_symmetry(loss, out, values)
     return out
+
+
+def _refuse_local_symmetry(loss: Loss, out: Prediction, values: Any) -> None:
+    """LocalSymmetryError when the noise drives SGD along flat directions no global generator
+    explains, at Φ(θ₀) or at θ* (:func:`~noether_sym.theory._local.local_symmetry_drift`)."""
+    if not out.finite:
+        return
+    start = out.start.theta if out.start is not None else None
+    for where, th in (("Φ(θ₀)", start), ("θ*", out.theta)):
+        chk = None if th is None else local_symmetry_drift(loss, th, values=values)
+        if chk is not None and chk.significant:
+            raise LocalSymmetryError(
+                f"the minimum manifold has {chk.extra_dim} flat direction(s) at {where} that no global symmetry "
+                f"explains (a local symmetry, e.g. ReLU units sharing their activation pattern), and the noise drives "
+                f"SGD along them at {chk.ratio:.3g} of the speed it pushes the charges: per-generator balance is not "
+                "the stationary state. Use ns.noether_flow (E22) for the prediction."
+            )
 
 
 def _from_start(start: Any) -> str:
@@ -188,3 +217,45 @@ def _two_layer(model: TwoLayerModel, theta: Any) -> Prediction:
     tl = two_layer_equilibrium(U, W, model.Sigma_x, model.Sigma_eps)
     star = np.concatenate([tl.W.ravel(), tl.U.ravel()])
     return Prediction("two_layer", tl, star, "two_layer_equilibrium (GL(d) closed form, E21)")
+
+
+# ------------------------------------------------------------------------------------------
+# The Noether-flow route (E22): where the per-generator and joint balances do not apply
+# ------------------------------------------------------------------------------------------
+
+
+def flow_reason(generators: Any) -> str | None:
+    """Why the per-generator (E16)-(E18) and joint balances do not give SGD's stationary state
+    for this set of symmetric generators, or None when they do.
+
+    They do not when two generators fail to commute: each balance holds the other charges
+    fixed, but the noise moves them together (e.g. a two-layer linear net with anisotropic
+    data, THEORY §7.2's caveat). A local symmetry (ReLU units sharing their activation
+    pattern) is detected by :func:`predict_equilibrium` itself (LocalSymmetryError).
+
+    Examples
+    --------
+    >>> import sympy as sp
+    >>> flow_reason([sp.diag(1, -1, 0), sp.diag(0, 1, -1)]) is None
+    True
+    >>> flow_reason([sp.Matrix([[1, 0], [0, -1]]), sp.Matrix([[0, 1], [1, 0]])])[:25]
+    'the generators 1 and 2 do'
+    """
+    An = [np.array(A.tolist(), dtype=float) for A in generators]
+    for i in range(len(An)):
+        for j in range(i):
+            if np.abs(An[i] @ An[j] - An[j] @ An[i]).max() > 1e-12:
+                return (f"the generators {j + 1} and {i + 1} do not commute: the per-generator balances hold the other "
+                        "charges fixed, so their stationary state is the Noether flow's (E22)")
+    return None
+
+
+def predict_with_flow(loss: Loss, theta: Any, reason: str, *, batch_size: int = 1, weight_decay: float = 0.0,
+                      lr: float | None = None, values: Any = None) -> Prediction:
+    """The stationary state by the Noether flow (E22), :func:`~noether_sym.noether_flow`, for a
+    case the per-generator predictions do not cover (``reason``, e.g. from :func:`flow_reason`
+    or a LocalSymmetryError); the route ``"noether_flow"``."""
+    fl: NoetherFlow = noether_flow(loss, theta, batch_size=batch_size, weight_decay=weight_decay, lr=lr,
+                                   values=values)
+    return Prediction("noether_flow", fl, np.asarray(fl.theta, dtype=float),
+                      f"noether_flow (E22; {fl.kind}, {fl.method}): {reason}")

@@ -4,14 +4,17 @@
 as an isolated real algebraic number when the spectrum is rational (a polynomial in
 z = e^{-2λ/q}), else by bracketing, brentq and an mpmath polish; every root comes with a
 bracket on which the sign change is checked in interval arithmetic (``mpmath.iv``), or a
-CertificationError. :func:`_limit` is the end point of an orbit when λ* = ±∞.
+CertificationError. :func:`_limit` is the end point of an orbit when λ* = ±∞;
+:func:`_root_float` is the uncertified float root used for the ends of an uncertainty
+interval (noise levels known only to a standard error).
 """
 
 
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import mpmath
 import numpy as np
@@ -198,3 +201,23 @@ def _polynomial_root(nz: list, gamma: float, coef: float) -> tuple[Any, str]:
             root = rts[0]
     lam = -q * sp.log(root) / 2  # z = e^{-2λ/q}
     return lam, f"positive root of a degree-{deg} polynomial (rational spectrum, z = e^(-2λ/{q}))"
+
+
+def _root_float(a_list: list[float], s_list: list[float], c_list: list[float], gamma: float,
+                coef: float) -> float:
+    """The root of F(λ) = G(λ) (γ = 0) or coef·G(λ) − 2γC(λ) in floats (no certificate):
+    used for the ends of an uncertainty interval. ±inf when F keeps one sign (no root)."""
+
+    def F(lam: float) -> float:
+        with np.errstate(over="ignore"):
+            G = sum(a * math.exp(min(700.0, -2 * lam * a)) * s for a, s in zip(a_list, s_list) if a != 0 and s != 0)
+            if not gamma:
+                return G
+            C = sum(a * math.exp(min(700.0, 2 * lam * a)) * c for a, c in zip(a_list, c_list) if a != 0 and c != 0)
+        return coef * G - 2 * gamma * C
+
+    try:
+        lo, hi = _bracket(F)
+    except CertificationError:
+        return math.inf if F(0.0) > 0 else -math.inf
+    return float(brentq(F, lo, hi, xtol=1e-14, rtol=4 * np.finfo(float).eps))

@@ -18,7 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .._errors import InvalidArgumentError
-from .._printing import NotebookDisplay, _check_names, _latex, _num
+from .._printing import LINE_WIDTH, NotebookDisplay, _check_names, _latex, _num, _rhs
 from ..compile._compiled import compiled
 from ..data._moments import expectation
 from ..data._sample import _value_map, make_sampler
@@ -181,7 +181,7 @@ def sharpness_latex(sh: Any, names: Mapping[Any, str] | None = None) -> str:
     return "\n".join(
         [
             r"\begin{align*}",
-            f"T(\\lambda) &= \\operatorname{{Tr}} H(e^{{\\lambda A}}\\theta) = {_latex(T, names)} && \\text{{(E19)}} \\\\",
+            f"T(\\lambda) &= \\operatorname{{Tr}} H(e^{{\\lambda A}}\\theta) = {_rhs(T, names, width=LINE_WIDTH - 20)} && \\text{{(E19)}} \\\\",
             f"\\arg\\min_\\lambda T &= {_num(sh.argmin)}, \\qquad \\lambda^* = {_num(sh.lam_star)} \\\\",
             f"T(\\lambda^*) - T(0) &= {_num(sh.T_star)} - {_num(sh.T0)} = {_num(sh.change)}",
             r"\end{align*}",
