@@ -227,7 +227,8 @@ def test_rescaling_71_refuses_extrapolating_through_a_run_that_lost_replicas():
     loss, u, w = rescaling_71()
     cmp = ns.compare(loss, [2, 0.5, -0.25, 1], lr=0.01, batch_size=1, steps=60_000, replicas=1000,
                      observables={"u^2": u**2}, tail=0.5, seed=1, order="two-point")
-    assert [r.n_diverged for r in cmp.runs] == [0, 3]  # deterministic for this seed
+    n_div = [r.n_diverged for r in cmp.runs]
+    assert n_div[0] == 0 and 1 <= n_div[1] <= 20  # the η run is clean, the 2η run lost a few
     assert "fewer than two clean runs" in cmp.refusal
     with pytest.raises(ns.NoetherSymError, match="clean"):
         cmp.within(0.01, "richardson")

@@ -288,3 +288,53 @@ def test_compare_warns_about_runs_shorter_than_the_relaxation_time():
     assert any("relaxation times" in m for m in cmp.warnings)
     assert cmp.projection is not None and cmp.projection.moved
     assert cmp.predicted[0] == pytest.approx(1.0, abs=1e-9)
+
+
+# ---- Φ(θ₀) where the exact gradient is too costly for a whole flow ------------------------
+
+
+def _two_relu_units_on_r2() -> tuple[ns.Loss, list[float]]:
+    a0, a1, v1, c0, c1, v2 = sp.symbols("a0 a1 v1 c0 c1 v2")
+    x0, x1 = Normal("x0", 0, 1), Normal("x1", 0, 1)
+    relu = lambda z: sp.Max(0, z)
+    f = v1 * relu(a0 * x0 + a1 * x1) + v2 * relu(c0 * x0 + c1 * x1)
+    loss = ns.Loss((f - relu(x0) - relu(x1) / 2 - eps) ** 2, [a0, a1, v1, c0, c1, v2])
+    return loss, [1.2, 0.05, 0.9, -0.05, 0.8, 0.6]
+
+
+def test_two_relu_units_on_r2_land_on_the_manifold_with_the_start_charges():
+    # 2-D input: one exact ∇L needs ~40,000 cubature points, the flow runs on a Monte Carlo
+    # sample and is polished with the exact gradient. By hand: the minimum with the units on
+    # the teacher's axes has a1 = c0 = 0, v1 a0 = 1, v2 c1 = 1/2, and gradient flow keeps
+    # q1 = a0² + a1² − v1² and q2 = c0² + c1² − v2² (E9), so a0² = (q1 + √(q1² + 4))/2 and
+    # c1² = (q2 + √(q2² + 1))/2. Tolerance 1e-7: the polish stops at ‖∇L‖ ≤ 1e-8·(1 + ‖θ₀‖)
+    # on a non-degenerate minimum (curvature ≥ 0.01 normal to it), charges to 1e-8.
+    loss, th0 = _two_relu_units_on_r2()
+    q1, q2 = th0[0] ** 2 + th0[1] ** 2 - th0[2] ** 2, th0[3] ** 2 + th0[4] ** 2 - th0[5] ** 2
+    A2 = (q1 + math.sqrt(q1**2 + 4)) / 2
+    C2 = (q2 + math.sqrt(q2**2 + 1)) / 2
+    want = [math.sqrt(A2), 0.0, 1 / math.sqrt(A2), 0.0, math.sqrt(C2), 0.5 / math.sqrt(C2)]
+    phi = ns.gradient_flow_limit(loss, th0)
+    assert phi.moved and "cone" in phi.moments and phi.standard_error == 0.0
+    assert phi.grad_norm <= phi.tol <= 1e-7
+    assert np.allclose(phi.theta, want, atol=1e-7), (phi.theta, want)
+
+
+def test_polish_over_its_budget_is_a_resource_error(monkeypatch):
+    from noether_sym.theory import _gradient_flow as gf
+
+    loss, th0 = _two_relu_units_on_r2()
+    monkeypatch.setattr(gf, "FLOW_POLISH_NODES", 1_000)
+    with pytest.raises(ns.ResourceLimitError, match="FLOW_POLISH_NODES"):
+        ns.gradient_flow_limit(loss, th0)
+
+
+def test_monte_carlo_flow_off_the_manifold_is_refused_not_predicted():
+    # a tanh feature: neither exact moments nor cones, so ∇L is a Monte Carlo estimate; from
+    # (u, w) = (2, 1), off the minimum uw = 1, the flow on a sample stops within its standard
+    # error of a minimum, which is no certain Φ(θ₀): a refusal, for the prediction too
+    loss = ns.Loss((u * w * sp.tanh(x) - sp.tanh(x) - eps) ** 2, [u, w])
+    with pytest.raises(GradientFlowError, match="not on a minimum within the Monte Carlo accuracy"):
+        ns.gradient_flow_limit(loss, [2.0, 1.0])
+    with pytest.raises(GradientFlowError, match="not on a minimum within the Monte Carlo accuracy"):
+        ns.noise_equilibrium(loss, sp.diag(1, -1), [2.0, 1.0], seed=1)

@@ -18,15 +18,26 @@ cone cubature (``data/_piecewise.py``, ~1e-13 in one input dimension, 2-3 ms a p
 the solver's Jacobian is the Hessian from its differences
 (:class:`~noether_sym.data._piecewise.ConeDerivatives`): the flow runs LSODA to the same
 gradient-norm tolerance as the polynomial route, the same for every seed, when one ∇L costs
-at most ``FLOW_CONE_NODES`` cubature points (one input dimension: a few hundred; inputs of
-dimension ≥ 2 with several units need 10⁴-10⁵, too many for the 10³-10⁴ gradients of a flow,
-and use the Monte Carlo sample below). Otherwise
+at most ``FLOW_CONE_NODES`` cubature points (one input dimension: a few hundred). Inputs of
+dimension ≥ 2 with several units need 10⁴-10⁵ points per gradient, too many for the 10³-10⁴
+gradients of a flow: the flow runs on the fixed Monte Carlo sample below (gradient flow on
+any sample average conserves every charge exactly, each per-sample gradient being orthogonal
+to Aθ), and its end point, which has the right charges but is on the manifold only within the
+sample's accuracy, is polished with the exact cone ∇L and Hessian: Gauss-Newton steps on
+∇L = 0 with every charge θᵀAθ of the loss's symmetric generators held at θ₀'s, to
+``max(tol, POLISH_GRAD_RTOL·(1 + ‖θ₀‖))``. Its worst-case cost in cubature points is checked
+against ``FLOW_POLISH_NODES`` before any work (:class:`~noether_sym.ResourceLimitError`).
+Otherwise
 (non-polynomial terms such as tanh or softmax) the flow runs on the empirical loss of one
 fixed Monte Carlo sample (``n_samples`` draws, default 4,000, ``seed``), with an explicit
 Runge-Kutta pair (kinks defeat a stiff solver's Newton steps) and stops at ‖∇L‖ ≤ the
 estimate's standard error, or on the numeric mean over a dataset; ``moments`` says which.
 With a Monte Carlo gradient a start whose estimated ‖∇L‖ is within 4 standard errors (plus
-``tol``) of zero is taken as on the manifold: the estimate cannot tell it is off.
+``tol``) of zero is taken as on the manifold: the estimate cannot tell it is off. A start the
+estimate shows to be off the manifold is refused (:class:`~noether_sym.GradientFlowError`,
+"not on a minimum within the Monte Carlo accuracy") unless the flow's end point has ‖∇L‖ plus
+4 standard errors ≤ ``tol``: a prediction balanced at a point off the manifold would be a
+confident wrong answer.
 A unit that dies along the flow (its activation probability → 0) makes the approach
 slow, ‖∇L‖ ~ 1/t: the time budget ``max_time`` bounds it, and the equilibria report the
 resulting slow charges through their relaxation times.
@@ -202,7 +213,11 @@ def gradient_flow_limit(
     InvalidArgumentError
         θ₀ has non-finite entries or the wrong shape.
     GradientFlowError
-        The flow diverges or does not settle within the budgets.
+        The flow diverges or does not settle within the budgets, or (Monte Carlo gradient) its
+        end point is not on a minimum within the sample's accuracy.
+    ResourceLimitError
+        Polishing a Monte Carlo flow's end point with the exact cone gradient would exceed
+        ``FLOW_POLISH_NODES`` cubature points.
 
     Examples
     --------
@@ -292,11 +307,12 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
     theta_end, t_end, n_end, evals = _integrate(grad, th0, tol_used, opts["max_time"], opts["max_evaluations"], rtol,
                                                 hessian=hess)
     if polish is not None:
-        theta_end, n_end, extra = _polish(loss, polish, th0, theta_end, opts["tol"])
+        tol_used = max(opts["tol"], POLISH_GRAD_RTOL * (1.0 + float(np.linalg.norm(th0))))
+        theta_end, n_end, extra = _polish(loss, polish, th0, theta_end, tol_used)
         evals += extra
         how = (f"{METHOD_FLOW_CONES}: flow on one fixed Monte Carlo sample ({how.split('sample of ')[-1]}), "
                f"then {extra} exact gradients of charge-conserving Newton steps onto the manifold")
-        tol_used, se0 = opts["tol"], 0.0
+        se0 = 0.0
     elif how.startswith("Monte Carlo"):
         _refuse_unresolved(loss, se_fn, theta_end, n_end, opts, how)
     return GradientFlowLimit(th0.copy(), theta_end, float(np.linalg.norm(theta_end - th0)), n_end, n0, t_end,
@@ -387,12 +403,24 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
     )
 
 
-#: most cubature points the polish of a Monte Carlo flow's end point may use (all its exact
-#: gradients and Hessians together; a two-unit ReLU net on R² needs ~1.3·10⁷, ~4 s)
-FLOW_POLISH_NODES = 40_000_000
+#: most cubature points the polish of a Monte Carlo flow's end point may use, counted for
+#: its worst case (every Newton step with a Hessian and all its halvings): a 2-3-1 leaky-ReLU
+#: net on R² (9 parameters, 37,000 points per gradient) is bounded by 6.4·10⁷, ~30 s idle;
+#: the two-unit ReLU net on R² of the zoo uses 101 gradients, ~1 s
+FLOW_POLISH_NODES = 100_000_000
 
-#: most Newton steps of the polish (it converges quadratically from the Monte Carlo end point)
-_POLISH_STEPS = 12
+#: most Newton steps of the polish: quadratic convergence from the Monte Carlo end point
+#: where the minimum is non-degenerate, linear (a few per decade) where the flow's limit has
+#: an extra flat normal direction
+_POLISH_STEPS = 40
+
+#: relative accuracy of the charges θᵀAθ the polish holds
+_CHARGE_RTOL = 1e-8
+
+#: the polish's gradient-norm tolerance is at least this times 1 + ‖θ₀‖: where the limit has
+#: a degenerate normal direction Newton converges only linearly, and a tighter tolerance
+#: costs ~36 exact gradients per halving of ‖∇L‖ while moving θ* far below any SGD error bar
+POLISH_GRAD_RTOL = 1e-8
 
 #: most halvings of one Newton step
 _POLISH_HALVINGS = 6
@@ -430,10 +458,10 @@ def _charge_matrices(loss: Loss) -> list[np.ndarray]:
 def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarray,
             tol: float) -> tuple[np.ndarray, float, int]:
     """From the Monte Carlo flow's end point to the point of the minimum manifold with the
-    charges of θ₀: Newton steps on ∇L = 0, θᵀA_jθ = θ₀ᵀA_jθ₀ (KKT system with the exact
-    cone ∇L and Hessian; least squares, so flat directions no charge fixes take no step).
-    Returns (θ, ‖∇L(θ)‖, gradient evaluations); GradientFlowError when it does not converge
-    to ``tol`` or lands on a saddle."""
+    charges of θ₀: Gauss-Newton steps on F(θ) = (∇L(θ), θᵀA_jθ − θ₀ᵀA_jθ₀) = 0 with the exact
+    cone ∇L and Hessian (least squares, so flat directions no charge fixes take no step;
+    halved until ‖F‖ decreases). Returns (θ, ‖∇L(θ)‖, gradient evaluations);
+    GradientFlowError when it does not converge to ``tol`` or lands on a saddle."""
     As = _charge_matrices(loss)
     C = np.array([th0 @ A @ th0 for A in As])
     scale = 1.0 + float(np.sum(th0**2))
@@ -442,31 +470,28 @@ def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarr
     def residual(th: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return cones.grad(th[None, :])[0], np.array([th @ A @ th for A in As]) - C
 
-    def merit(g: np.ndarray, r: np.ndarray) -> float:
-        return float(np.linalg.norm(g)) + float(np.linalg.norm(r)) / scale
-
     th = theta.copy()
     g, r = residual(th)
     n, k = th.size, len(As)
     H = None
     for _ in range(_POLISH_STEPS):
-        if np.linalg.norm(g) <= tol and np.linalg.norm(r) <= 1e-12 * scale:
+        if np.linalg.norm(g) <= tol and np.linalg.norm(r) <= 1e-2 * _CHARGE_RTOL * scale:
             break
         H = cones.hessian(th)
         J = np.array([2 * (A @ th) for A in As]).reshape(k, n)
-        K = np.block([[H, J.T], [J, np.zeros((k, k))]])
-        step = np.linalg.lstsq(K, -np.concatenate([g, r]), rcond=1e-12)[0][:n]
-        m0, t = merit(g, r), 1.0
+        F = np.concatenate([g, r])
+        step = np.linalg.lstsq(np.vstack([H, J]), -F, rcond=1e-13)[0]
+        m0, t = float(np.linalg.norm(F)), 1.0
         for _h in range(_POLISH_HALVINGS + 1):
             g1, r1 = residual(th + t * step)
-            if merit(g1, r1) < m0:
+            if float(np.linalg.norm(np.concatenate([g1, r1]))) < m0:
                 break
             t /= 2
         else:
             break
         th, g, r = th + t * step, g1, r1
     gn = float(np.linalg.norm(g))
-    if gn > tol or np.linalg.norm(r) > 1e-9 * scale:
+    if gn > tol or np.linalg.norm(r) > _CHARGE_RTOL * scale:
         raise GradientFlowError(
             f"Φ(θ₀) is not on a minimum within the accuracy asked: Newton steps with the exact gradient from the Monte "
             f"Carlo flow's end point reach ‖∇L‖ = {gn:.3g} > tol = {tol:g} (charge residual "
@@ -492,13 +517,14 @@ def _refuse_unresolved(loss: Loss, se_fn: Callable | None, theta: np.ndarray, n_
     se = se_fn(theta) if se_fn is not None else 0.0
     if n_end + 4 * se <= opts["tol"]:
         return
-    need = int(math.ceil((opts["n_samples"] or FLOW_SAMPLES) * (4 * se / max(opts["tol"] - n_end, 1e-300)) ** 2))
+    # 4 standard errors below tol: the standard error falls as 1/√N
+    need = float((opts["n_samples"] or FLOW_SAMPLES) * (4 * se / opts["tol"]) ** 2)
     raise GradientFlowError(
         f"Φ(θ₀) is not on a minimum within the Monte Carlo accuracy: the start is off the minimum manifold and gradient "
         f"flow could only run on a sample ({how}); it stops at ‖∇L‖ = {n_end:.2g} with standard error {se:.2g}, not "
         f"below tol = {opts['tol']:g}, so a prediction from there is not certain (it would balance a point off the "
         f"manifold). Start on the minimum manifold, or give tol ≥ {n_end + 4 * se:.2g} (accepting that distance), or "
-        f"n_samples ≈ {need:.3g} to resolve tol"
+        f"n_samples ≈ {need:.3g} to resolve tol (beyond a practical sample for a small tol)"
     )
 
 

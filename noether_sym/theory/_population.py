@@ -454,6 +454,10 @@ def _polynomial_population(loss: Loss, values: Mapping | None) -> _SparsePolynom
     return _SparsePolynomial(coeffs, idx, n)
 
 
+#: the deterministic cone route is used when one gradient needs at most this many cubature points
+POPULATION_CONE_NODES = 5_000
+
+
 def _cone_route(loss: Loss, values: Mapping | None) -> ConeDerivatives | None:
     """The deterministic cone route when the loss has piecewise-linear units on Gaussian data."""
     try:
@@ -476,6 +480,11 @@ def population(loss: Loss, *, values: Mapping | None = None, n_samples: int | No
     if pop is not None:
         return pop
     cones = _cone_route(loss, values) if _data_degrees(loss) is None else None
+    if cones is not None and n_samples is None and cones.n_nodes(np.linspace(0.5, 1.5, loss.n)) > POPULATION_CONE_NODES:
+        # the flow evaluates the Hessian and third derivatives at every step: a cubature this
+        # large (inputs of dimension ≥ 2) would take many minutes, so the flow uses data nodes
+        # (Monte Carlo, its method says so) as for any other non-polynomial loss
+        cones = None
     if cones is not None:
         nodes = DataNodes(np.zeros((0, len(loss.x) + len(loss.c))), np.zeros(0), METHOD_CONES, False)
         pop = Population(loss, nodes, "cones", None, cones, values)
