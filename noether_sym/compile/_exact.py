@@ -36,7 +36,7 @@ import flint
 import sympy as sp
 
 from .._errors import UnsupportedExpressionError
-from ._graph import Graph, _ancestors
+from ._graph import Graph, _ancestors, _descendants
 
 __all__ = ['Frac', 'Confirmation', 'ExactModel']
 
@@ -336,15 +336,7 @@ class ExactModel:
                     parents[a].append(j)
             self._parents = parents
             self._input_node = {nd.data: i for i, nd in enumerate(nodes) if nd.op == "in"}
-        seen = {self._input_node[i] for i in inputs}
-        stack = list(seen)
-        parents = self._parents
-        while stack:
-            for q in parents[stack.pop()]:
-                if q not in seen:
-                    seen.add(q)
-                    stack.append(q)
-        return seen
+        return _descendants(self._parents, {self._input_node[i] for i in inputs})
 
     def der(self, i: int) -> Frac:
         """D_V of node i (memoized for the current direction)."""

@@ -290,6 +290,19 @@ def _exp_log(b: Any, ex: Any) -> Any:
     return sp.exp(sp.Mul(ex, sp.log(b), evaluate=False), evaluate=False)
 
 
+def _descendants(parents: list[list[int]], start: Any) -> set[int]:
+    """Node ids reachable from ``start`` along ``parents`` (node -> the nodes that use it):
+    the nodes whose value depends on a node of ``start``, ``start`` included."""
+    seen = set(start)
+    stack = list(seen)
+    while stack:
+        for q in parents[stack.pop()]:
+            if q not in seen:
+                seen.add(q)
+                stack.append(q)
+    return seen
+
+
 def _ancestors(graph: Graph, root: int | Sequence[int]) -> set[int]:
     """Node ids reachable from ``root`` (one id or several), kink arguments included."""
     seen: set[int] = set()

@@ -24,7 +24,7 @@ from typing import Any
 from .._errors import UnsupportedExpressionError
 from ..compile._compiled import compiled
 from ..compile._exact import Confirmation, ExactModel
-from ..compile._graph import _ancestors
+from ..compile._graph import _ancestors, _descendants
 from ..loss._loss import Loss
 
 __all__ = ["LOCAL_FROM_N", "local_confirm"]
@@ -52,17 +52,6 @@ def _structure(loss: Loss) -> dict[str, Any]:
     return st
 
 
-def _downstream(parents: list[list[int]], start: set[int]) -> set[int]:
-    seen = set(start)
-    stack = list(start)
-    while stack:
-        for q in parents[stack.pop()]:
-            if q not in seen:
-                seen.add(q)
-                stack.append(q)
-    return seen
-
-
 def local_confirm(loss: Loss, J: dict[tuple[int, int], Fraction]) -> Confirmation:
     """Exact check of D_{Jθ}ℓ ≡ 0 and of the kinks (as :meth:`ExactModel.confirm`) on the
     part of the DAG that the field V(θ) = Jθ moves (module docstring).
@@ -76,7 +65,7 @@ def local_confirm(loss: Loss, J: dict[tuple[int, int], Fraction]) -> Confirmatio
     inputs = st["inputs"]
     moved = {inputs[i] for (i, _), v in J.items() if v != 0}
     sources = {inputs[j] for (_, j), v in J.items() if v != 0}
-    affected = _downstream(st["parents"], moved)
+    affected = _descendants(st["parents"], moved)
     # first the values a vanishing derivative needs (arguments of moved products, kink
     # arguments); powers and functions read their argument's value only when its own
     # derivative is nonzero, so they are added (second try) only if the first one needs them
