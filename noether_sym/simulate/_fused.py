@@ -605,10 +605,11 @@ def select_kernel(loss: Loss, o: Any, mode: str, N: int | None, rows: np.ndarray
     elif mode == "exact":
         reason = "optimizer='gd' on random-symbol data uses the exact mean gradient E[g] (NumPy)"
     elif o.backend == "auto" and o.steps < AUTO_MIN_STEPS:
-        # compiling a kernel costs seconds (once per loss and machine: it is cached on disk);
-        # a short run is faster on NumPy. The rule looks at the step count only, so the choice
+        # compiling a kernel costs seconds (once per loss and machine: it is cached on disk),
+        # so a short run stays on NumPy. The rule looks at the step count only, so the choice
         # -- and with it the numbers -- never depends on the replica count or the chunking.
-        reason = f"a short run ({o.steps} < {AUTO_MIN_STEPS} steps) is faster on NumPy than compiling a kernel"
+        reason = (f"a short run ({o.steps} < {AUTO_MIN_STEPS} steps) stays on NumPy: a first compile costs "
+                  "seconds per loss (the threshold is a choice, not a measured crossover)")
     kernel = None
     if reason is None:
         try:
