@@ -75,6 +75,8 @@ def scale_case(kind: str, dims: list[int], bias: bool) -> dict:
             "generators": sym.n_generators, "rotations": len(sym.rotations),
             "independent_charges": sym.n_independent_charges, "unconfirmed": len(sym.unconfirmed),
             "route": sym.certificate["route"], "completeness": sym.certificate.get("completeness"),
+            "orbit_proofs": {k: {kk: v for kk, v in sym.certificate.get(k, {}).get("orbit_proofs", {}).items()
+                                 if kk != "groups"} for k in ("symmetric", "antisymmetric")},
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "load_average": os.getloadavg()}
 

@@ -182,3 +182,152 @@ def test_large_results_build_charges_on_access():
         A = sym.generators[5]
         want = sp.expand(sum(A[i, j] * th[i] * th[j] for (i, j) in A.todok()))
         assert sp.expand(sym.charges[5] - want) == 0
+
+
+# ---- proofs by orbit (symmetry/_orbits.py) ---------------------------------------------------
+
+
+def scaled_unit_net(d0, h, d2, special, factor=2):
+    """The linear net (W2 D W1 x - y)² with D = diag(1, ..., factor at ``special``, ..., 1):
+    the relabelling of hidden units that moves ``special`` is no symmetry of it."""
+    x = [sp.Symbol(f"x_{j}") for j in range(d0)]
+    y = [sp.Symbol(f"y_{j}") for j in range(d2)]
+    W1, W2 = ns.matrix("W1", h, d0), ns.matrix("W2", d2, h)
+    hid = [sp.Add(*[W1[i, j] * x[j] for j in range(d0)]) * (factor if i == special else 1) for i in range(h)]
+    out = [sp.Add(*[W2[o, i] * hid[i] for i in range(h)]) for o in range(d2)]
+    return ns.Loss(sp.Add(*[(out[o] - y[o]) ** 2 for o in range(d2)]), [W1, W2], data=x + y)
+
+
+def swap_units(d0, h, d2, a, b):
+    """{i: π(i)} swapping hidden units a and b (rows of W1, columns of W2), row-major."""
+    perm = {}
+    for j in range(d0):
+        perm[a * d0 + j], perm[b * d0 + j] = b * d0 + j, a * d0 + j
+    for o in range(d2):
+        perm[h * d0 + o * h + a], perm[h * d0 + o * h + b] = h * d0 + o * h + b, h * d0 + o * h + a
+    return perm
+
+
+def test_permutation_proof_accepts_a_symmetry_and_rejects_a_broken_one():
+    from noether_sym.symmetry._orbits import permutation_preserves_loss
+
+    d0, h, d2 = 3, 4, 2
+    rng = np.random.default_rng(1)
+    for special, expect in ((None, True), (2, False)):
+        loss = scaled_unit_net(d0, h, d2, -1 if special is None else special)
+        perm = swap_units(d0, h, d2, 1, 2)
+        # independent check of what the proof claims: ℓ(θ_π) against ℓ(θ) at a random point
+        f = sp.lambdify([*loss.params, *loss.data_symbols], loss.expr)
+        th, xy = rng.standard_normal(loss.n), rng.standard_normal(d0 + d2)
+        th_p = th[[perm.get(i, i) for i in range(loss.n)]]
+        assert bool(np.isclose(f(*th_p, *xy), f(*th, *xy))) is expect
+        assert permutation_preserves_loss(loss, perm) is expect
+    # a swap of two units that both stay clear of the special one is still a symmetry
+    assert permutation_preserves_loss(scaled_unit_net(d0, h, d2, 3), swap_units(d0, h, d2, 0, 1)) is True
+
+
+def gl_pair(d0, h, d2, a, b):
+    """E_ab + E_ba on the rows of W1 and, negated, on the columns of W2 (sparse)."""
+    J = {}
+    for j in range(d0):
+        J[(a * d0 + j, b * d0 + j)] = J[(b * d0 + j, a * d0 + j)] = Fraction(1)
+    for o in range(d2):
+        p, q = h * d0 + o * h + a, h * d0 + o * h + b
+        J[(p, q)] = J[(q, p)] = Fraction(-1)
+    return J
+
+
+def test_orbit_confirmation_does_not_carry_a_proof_across_a_broken_permutation():
+    from noether_sym.symmetry._orbits import orbit_confirm
+
+    d0, h, d2, special = 3, 5, 2, 3
+    loss = scaled_unit_net(d0, h, d2, special)
+    good = gl_pair(d0, h, d2, 0, 1)  # units 0 and 1 are interchangeable: a generator
+    image = gl_pair(d0, h, d2, 2, 4)  # its image under a proven relabelling: a generator
+    broken = gl_pair(d0, h, d2, 0, special)  # its "image" under the broken swap (1 special): not one
+    calls = []
+
+    def prove(J):
+        calls.append(J)
+        res = local_confirm(loss, J)
+        return res.confirmed, res.reason
+
+    groups = [[(0, 0), (1, 1)]]  # rows of W1 with columns of W2
+    out, info = orbit_confirm(loss, [good, image, broken], groups, prove)
+    assert [ok for ok, _ in out] == [True, True, False]
+    assert info["groups"][0]["transpositions_not_proven"] == [special]
+    assert len(calls) == 2  # the image needed no proof of its own, the broken one did
+    # the hand check of the claims: N = -D M D⁻¹ is the true partner of M on the columns of W2
+    assert not local_confirm(loss, broken).confirmed and local_confirm(loss, image).confirmed
+
+
+def test_blocks_route_with_a_broken_unit_matches_the_hand_count():
+    # M symmetric with M_{a,s} = 0 (a ≠ s) keeps D M D⁻¹ symmetric: h(h+1)/2 - (h-1) generators,
+    # h(h-1)/2 - (h-1) rotations; the permutation proofs must leave unit s out
+    d0, h, d2, special = 12, 14, 12, 5
+    loss = scaled_unit_net(d0, h, d2, special)
+    assert loss.n > 300
+    sym = ns.find_symmetries(loss)
+    assert sym.certificate["route"] == "blocks" and not sym.unconfirmed
+    assert sym.n_generators == h * (h + 1) // 2 - (h - 1)
+    assert len(sym.rotations) == h * (h - 1) // 2 - (h - 1)
+    groups = sym.certificate["symmetric"]["orbit_proofs"]["groups"]
+    assert [g["transpositions_not_proven"] for g in groups if g["units"] == h] == [[special]]
+    # every generator checked against the hand-written gradient at random points
+    rng = np.random.default_rng(3)
+    D = np.ones(h)
+    D[special] = 2.0
+    for _ in range(3):
+        th = rng.standard_normal(loss.n)
+        x, y = rng.standard_normal(d0), rng.standard_normal(d2)
+        W1, W2 = th[: h * d0].reshape(h, d0), th[h * d0 :].reshape(d2, h)
+        hid = D * (W1 @ x)
+        r = W2 @ hid - y
+        g = np.concatenate([(2 * D[:, None] * (W2.T @ r)[:, None] * x[None, :]).ravel(), (2 * np.outer(r, hid)).ravel()])
+        for A in sym.generators:
+            At = np.zeros(loss.n)
+            for (i, j), v in A.todok().items():
+                At[i] += float(v) * th[j]
+            assert abs(g @ At) <= 1e-9 * np.abs(g).sum() * np.abs(At).sum()
+
+
+def test_too_many_result_entries_are_refused_with_the_estimate(monkeypatch):
+    # 3-4-2: 10 GL generators of about 10 entries each; at 256 MiB per entry they cannot fit
+    loss = ns.families.linear_net((3, 4, 2))
+    monkeypatch.setattr(_blocks, "_BYTES_PER_ENTRY", 2**28)
+    with pytest.raises(UnsupportedExpressionError, match=r"nonzero entries, about .* GiB as exact sparse"):
+        ns.find_symmetries(loss, route="blocks")
+
+
+@pytest.mark.parametrize("sigma", [1, -1])
+def test_array_candidates_give_the_same_canonical_basis_and_rank(sigma):
+    # echelon-form candidates with two values each (as the blocks route makes them), on
+    # n = 80 > SPARSE_ABOVE; the array path must give the RREF that sympy computes here,
+    # and the modular charge rank must equal the exact rank of [A_1θ ... A_kθ]
+    from noether_sym.symmetry._canonical import SparseGen
+
+    n, rng = 80, np.random.default_rng(5)
+    mats = []
+    for a in range(0, 60, 4):
+        J = {}
+        for t in range(3):
+            v = Fraction(int(rng.integers(1, 5)), int(rng.integers(1, 4)))
+            i, j = a + t, a + t + 1 + (int(rng.integers(0, 10)) if t else 0)
+            J[(i, j)] = v
+            J[(j, i)] = sigma * v
+        J[(a, a + 1)] = J[(a, a + 1)] * 3  # a non-unit lead: the basis must be rescaled
+        J[(a + 1, a)] = sigma * J[(a, a + 1)]
+        mats.append(J)
+    got = canonical_sparse([SparseGen.from_dict(J) for J in mats], n, sigma)
+    pairs = [(i, j) for i in range(n) for j in range(i + (sigma == -1), n)]
+    M = sp.Matrix([[sp.Rational(J[p].numerator, J[p].denominator) if p in J else 0 for p in pairs] for J in mats])
+    R, piv = M.rref()
+    assert len(got) == len(piv)
+    for k, A in enumerate(got):
+        assert [A[i, j] for i, j in pairs] == list(R.row(k))
+        assert A.T == sigma * A
+    theta = rng.integers(-5, 6, size=n)
+    cols = sp.Matrix.hstack(*[sp.Matrix(n, 1, lambda i, _c, J=J: sum(
+        sp.Rational(v.numerator, v.denominator) * int(theta[j]) for (r, j), v in J.items() if r == i)) for J in mats])
+    exact = cols.rank()
+    assert modular_generic_rank([SparseGen.from_dict(J) for J in mats], n) == exact

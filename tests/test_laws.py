@@ -56,7 +56,9 @@ def test_linear_networks_have_only_quadratic_laws(dims):
 
 @pytest.mark.parametrize("dims,bias", [([2, 3, 2], True), ([3, 4, 2], False), ([4, 5, 3], True)])
 def test_relu_networks_one_law_per_neuron(dims, bias):
-    assert ns.conservation_laws(ns.families.relu_net(dims, bias=bias)).n_laws == sum(dims[1:-1])
+    loss = ns.families.relu_net(dims, bias=bias)
+    laws = ns.conservation_laws(loss, quadratic=hand_charges("relu", dims, bias, loss.params))
+    assert laws.n_laws == sum(dims[1:-1])
 
 
 def test_brackets_are_needed_for_deep_linear_nets():
@@ -193,7 +195,8 @@ def test_symmetries_n_conservation_laws(kind, dims, bias):
 @pytest.mark.slow
 def test_all_benchmark_architectures_right_or_refused():
     """All 100: never a wrong count; a refusal (CertificationError) is allowed only for ReLU
-    networks, whose regions of θ can disagree, and must stay rare."""
+    networks (regions of θ with laws of their own can hide the regions that meet the bound)
+    and must stay rare (none at seed 0 when this was written)."""
     refused = []
     for kind, dims, bias in random_architectures(100):
         got, want = _law_count_or_refusal(kind, dims, bias)
@@ -202,18 +205,23 @@ def test_all_benchmark_architectures_right_or_refused():
             continue
         assert got == want, (kind, dims, bias)
     assert all(kind == "relu" for kind, _, _ in refused), refused
-    assert len(refused) <= 8, refused
+    assert len(refused) <= 2, refused
 
 
-def test_standalone_deep_relu_is_right_or_refused():
-    """Without the charge bound a deep ReLU network's count rests on agreeing points: it is
-    the per-neuron count or a refusal, never another number."""
-    for dims, bias in (([6, 7, 4, 6, 8], False), ([4, 3, 8, 9, 2], False), ([3, 4, 4, 3], True)):
-        try:
-            got = ns.conservation_laws(ns.families.relu_net(dims, bias=bias)).n_laws
-        except ns.CertificationError:
-            continue
-        assert got == relu_law_count(dims), dims
+def test_standalone_piecewise_count_is_refused():
+    """Without the charge bound a ReLU network's rank only bounds the count of the regions
+    without laws of their own: refused, naming the way out (5-9-2-7-7 agreed on 19 laws, one
+    too many, at three random points before this rule)."""
+    for dims, bias in (([5, 9, 2, 7, 7], False), ([3, 4, 2], True)):
+        with pytest.raises(ns.CertificationError, match="quadratic="):
+            ns.conservation_laws(ns.families.relu_net(dims, bias=bias))
+
+
+def test_piecewise_loss_of_full_rank_is_counted():
+    # ℓ = (a·|x| + b·x - y)²: the fields of two samples with x of both signs span R²
+    a, b, x, y = sp.symbols("a b x y")
+    laws = ns.conservation_laws(ns.Loss((a * sp.Abs(x) + b * x - y) ** 2, params=[a, b], data=[x, y]))
+    assert laws.n_laws == 0
 
 
 def test_charge_bound_certifies_and_checks():
@@ -256,3 +264,94 @@ def test_blas_threads_are_restored():
     before = lib[0]()
     ns.conservation_laws(ns.families.linear_net([2, 2, 2]))
     assert lib[0]() == before
+
+
+# ---- region-wise laws of piecewise losses -------------------------------------------------
+
+
+def _relu_2221_flow_drift(W2, steps=2000, dt=2e-4, seed=0):
+    """Full-batch gradient flow (hand-written backprop, RK2) of f = W3 relu(W2 relu(W1 x)) on
+    a random dataset from W1 = I, W3 = (0.7, -0.4): the change of the off-diagonal entry of
+    W2W2ᵀ - W3ᵀW3 and whether every unit's sign pattern over the data stayed put."""
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((64, 2))
+    Y = rng.standard_normal(64)
+
+    def grads(W1, W2, W3):
+        z1 = X @ W1.T
+        h1 = np.maximum(z1, 0)
+        z2 = h1 @ W2.T
+        h2 = np.maximum(z2, 0)
+        r = 2 * (h2 @ W3.T)[:, 0] - 2 * Y
+        d2 = (r[:, None] * W3) * (z2 > 0)
+        d1 = (d2 @ W2) * (z1 > 0)
+        n = len(X)
+        return d1.T @ X / n, d2.T @ h1 / n, (r[:, None] * h2).sum(0, keepdims=True) / n, (z1 > 0, z2 > 0)
+
+    W = [np.eye(2), np.array(W2, dtype=float), np.array([[0.7, -0.4]])]
+    c0 = W[1][0] @ W[1][1] - W[2][0, 0] * W[2][0, 1]
+    pattern0 = grads(*W)[3]
+    for _ in range(steps):
+        mid = [w - 0.5 * dt * g for w, g in zip(W, grads(*W)[:3])]
+        W = [w - dt * g for w, g in zip(W, grads(*mid)[:3])]
+    same = all(np.array_equal(a, b) for a, b in zip(pattern0, grads(*W)[3]))
+    return W[1][0] @ W[1][1] - W[2][0, 0] * W[2][0, 1] - c0, same
+
+
+def _rank_at(loss, theta, seed=0):
+    """The Lie-algebra rank at one given θ, from 2,000 Gaussian samples (the module's own
+    level-1/level-2 computation; the expected values are derived by hand in the test)."""
+    from noether_sym.compile._compiled import compiled
+    from noether_sym.symmetry import _laws
+
+    cl = compiled(loss)
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((2000, cl.d))
+    _, g, _ = cl.value_grad(theta[None, None, :], xs[None])
+    g = g[0]
+    return _laws._lie_rank(cl, theta, xs, g, _laws._rank(_laws._unit_rows(g)), rng, loss.n)[0]
+
+
+def test_region_with_a_law_of_its_own():
+    """relu_net([2, 2, 2, 1]) (n = 10, one rescaling law per hidden neuron: 4). With W1 = I
+    and W2 > 0 entrywise both layer-2 units are active on exactly the same inputs (h1 ≠ 0):
+    on that open region of θ layer 2 is linear, so GL(2) acts there and the off-diagonal
+    entry of W2W2ᵀ - W3ᵀW3 is a fifth law (rank 5); with W2 of mixed signs the units part
+    and only the 4 rescalings remain (rank 6). Checked by a hand-written gradient flow: the
+    entry stays put in the first region and drifts from the second."""
+    loss = ns.families.relu_net([2, 2, 2, 1])
+    names = [str(p) for p in loss.params]
+    for W2, rank, conserved in (([[1.0, 0.5], [0.3, 1.2]], 5, True), ([[1.0, -0.5], [-0.3, 1.2]], 6, False)):
+        vals = {"W1_0_0": 1.0, "W1_1_1": 1.0, "W3_0_0": 0.7, "W3_0_1": -0.4}
+        vals.update({f"W2_{i}_{j}": W2[i][j] for i in range(2) for j in range(2)})
+        theta = np.array([vals.get(nm, 0.0) for nm in names])
+        assert _rank_at(loss, theta) == rank
+        drift, stayed = _relu_2221_flow_drift(W2, steps=500)
+        # RK2 with dt = 2e-4 over t = 0.1: a conserved quantity drifts by O(dt²) ≈ 1e-8; the
+        # other one moves by O(t) ≈ 1e-2
+        assert (abs(drift) < 1e-6) == conserved, drift
+        if conserved:
+            assert stayed  # the flow stayed in its region: a law of that region
+    # the family's count is the one of the regions without such laws: 10 - 6 = 4
+    assert ns.find_symmetries(loss).n_conservation_laws == 4
+
+
+@pytest.mark.parametrize("dims", [[2, 9, 2, 8, 2], [8, 3, 2, 8, 5]])
+def test_deep_narrow_relu_count_is_certified(dims):
+    """Deep ReLU networks with a hidden layer of width 2, where most random θ lie in regions
+    with laws of their own (the count there is above the hand count): the search finds a
+    region where the rank meets the bound of the charges, so the hand count is certified."""
+    got, want = _law_count_or_refusal("relu", dims, False, finder=True)
+    assert got == want
+
+
+def test_piecewise_count_below_the_bound_is_refused(monkeypatch):
+    """With charges and a piecewise loss only the bound certifies: points that all agree on
+    a rank below it (one region, searched by perturbation) must not give a count."""
+    from noether_sym.symmetry import _laws
+
+    monkeypatch.setattr(_laws, "_lie_rank", lambda cl, th, xs, g, r1, rng, bound, depth=6: (bound - 1, 2, 1e3,
+                                                                                         "level adds no rank"))
+    loss = ns.families.relu_net([3, 4, 2])
+    with pytest.raises(ns.CertificationError, match="regions"):
+        ns.conservation_laws(loss, quadratic=hand_charges("relu", [3, 4, 2], False, loss.params))

@@ -179,3 +179,108 @@ def test_scale_invariance_without_weight_decay_diverges_at_the_e12_rate():
     assert np.linalg.norm(flow.theta[1:]) > 1.0  # ‖w‖ grew from 1
     S = np.array(ns.moments(loss, theta=flow.theta).covariance.tolist(), dtype=float)
     assert flow.divergence_rate == pytest.approx(S[1, 1] + S[2, 2], rel=1e-8)  # d‖w‖²/dτ = Tr Σ_w (E12)
+
+
+# ---- round-off drift, closed orbits, budgets ----------------------------------------------------
+
+
+def _softmax_data(loss):
+    d = {str(k): np.asarray(v, dtype=float) for k, v in loss.dataset.items()}
+    return np.stack([d["x_0"], d["x_1"]], axis=1), np.stack([d["y_0"], d["y_1"], d["y_2"]], axis=1)
+
+
+def _softmax_sgd(X, Y, th0, lr, steps, replicas=100, seed=0):
+    """Hand-written SGD on the softmax cross-entropy (∂ℓ/∂W = (p − y) xᵀ), batch 1, all replicas
+    at once; each replica's θ averaged over the second half, then the mean and its standard error."""
+    rng = np.random.default_rng(seed)
+    W = np.tile(np.asarray(th0, dtype=float).reshape(3, 2), (replicas, 1, 1))
+    acc = np.zeros_like(W)
+    for k in range(steps):
+        i = rng.integers(0, len(X), replicas)
+        z = np.einsum("rcj,rj->rc", W, X[i])
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        W -= lr * (p - Y[i])[:, :, None] * X[i][:, None, :]
+        if k >= steps // 2:
+            acc += W
+    per = (acc / (steps - steps // 2)).reshape(replicas, 6)
+    return per.mean(axis=0), per.std(axis=0, ddof=1) / np.sqrt(replicas)
+
+
+def test_round_off_drift_is_a_stationary_start():
+    # softmax cross-entropy on a dataset: the manifold is the orbit of the logit translations,
+    # which leave every per-sample loss unchanged, so (E22) vanishes identically there (Tr[AΣ] ≡ 0)
+    # and what the drift computes is round-off of its terms. That is a fixed point at once (a few
+    # evaluations for the drift and its tangent Jacobian), never an integration over τ ~ ‖θ‖/round-off.
+    loss = ns.families.softmax_classifier()
+    th0 = [0.5, -0.3, 0.2, 0.8, -0.6, 0.1]
+    flow = ns.noether_flow(loss, th0)
+    assert flow.kind == "fixed point" and "round-off" in flow.reason
+    assert np.array_equal(flow.theta, flow.start) and flow.tau == 0.0
+    k = flow.tangent_dim
+    assert k == 2 and flow._core.evaluations <= 2 * k + 2
+    # the column sums of W (the translation charges) are those of θ₀: SGD and GD conserve them
+    assert np.allclose(flow.theta.reshape(3, 2).sum(axis=0), np.reshape(th0, (3, 2)).sum(axis=0), atol=1e-9)
+
+
+@pytest.mark.slow
+def test_round_off_fixed_point_is_where_hand_written_sgd_settles():
+    # SGD from θ₀ (off the manifold) at η and 2η, each replica's θ averaged over the second half of
+    # 20,000 / 10,000 steps (≥ 7 relaxation times 1/(ηλ) of the slowest normal mode, λ ≈ 0.007);
+    # the stationary mean moves by O(η) (0.07 at η = 0.2), Richardson 2m(η) − m(2η) removes that.
+    # Tolerance: 4 standard errors + 0.01 for the O(η²) the two-point rule leaves.
+    loss = ns.families.softmax_classifier()
+    X, Y = _softmax_data(loss)
+    th0 = [0.5, -0.3, 0.2, 0.8, -0.6, 0.1]
+    flow = ns.noether_flow(loss, th0)
+    m1, s1 = _softmax_sgd(X, Y, th0, 0.1, 40_000)
+    m2, s2 = _softmax_sgd(X, Y, th0, 0.2, 20_000, seed=1)
+    est, se = 2 * m1 - m2, np.sqrt(4 * s1**2 + s2**2)
+    assert np.all(np.abs(est - flow.theta) <= 4 * se + 0.01), (est, se, flow.theta)
+    assert np.abs(m2 - flow.theta).max() > 0.03  # the O(η) shift the extrapolation removes is real
+
+
+def _square_units(seed):
+    """v1(a·x)² + v2(c·x)² on 40 rows (tests/zoo_cases.py's case with the dataset seed given)."""
+    a0, a1, v1, c0, c1, v2, x0, x1, ys = sp.symbols("a0 a1 v1 c0 c1 v2 x0 x1 ys")
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-1.5, 1.5, (40, 2))
+    Y = X[:, 0] ** 2 + 0.5 * X[:, 1] ** 2 + 0.6 * X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(40)
+    f = v1 * (a0 * x0 + a1 * x1) ** 2 + v2 * (c0 * x0 + c1 * x1) ** 2
+    return ns.Loss((f - ys) ** 2, [a0, a1, v1, c0, c1, v2], data={x0: X[:, 0], x1: X[:, 1], ys: Y})
+
+
+def test_a_flow_that_does_not_settle_stops_at_its_evaluation_budget():
+    # dataset seed 11: the flow cycles for ever (below); with a small budget the run ends as
+    # "undetermined", naming the budget, instead of integrating ever longer chunks
+    flow = ns.noether_flow(_square_units(11), [1.0, 0.2, 0.8, 0.1, 0.9, 0.6], max_evaluations=1500)
+    assert flow.kind == "undetermined" and "max_evaluations" in flow.reason
+    assert flow._core.evaluations <= 1500 + 200  # the budget, plus one chunk end's checks
+
+
+@pytest.mark.slow
+def test_limit_cycle_is_reported_with_its_period_average():
+    # dataset seed 11: the flow's stationary state is a closed orbit along the nonlinear O(2) of
+    # M = v1 aaᵀ + v2 ccᵀ, no steady rotation (no linear antisymmetric generator exists). Checks
+    # independent of the flow's numerics: (i) every charge returns after a period, so the mean of
+    # its drift Tr[AΣ] (E12) over the period vanishes -- Σ written out here from the per-sample
+    # gradients with SymPy; (ii) swapping the units (a, v1) <-> (c, v2) is a symmetry of the loss
+    # that maps the cycle onto itself, so the period averages of v1 and v2 (|a|², |c|²) agree,
+    # although they differ at every point of the cycle.
+    loss = _square_units(11)
+    flow = ns.noether_flow(loss, [1.0, 0.2, 0.8, 0.1, 0.9, 0.6])
+    assert flow.kind == "periodic" and flow.period > 0 and flow.rotation_rate == 0.0
+    a0, a1, v1, c0, c1, v2 = loss.params
+    x0, x1, ys = sorted(loss.dataset, key=str)
+    rows = np.stack([np.asarray(loss.dataset[s], dtype=float) for s in (x0, x1, ys)], axis=1)
+    grads = [[sp.diff(loss.expr, p).xreplace({x0: sp.Float(r[0]), x1: sp.Float(r[1]), ys: sp.Float(r[2])})
+              for p in loss.params] for r in rows]
+    mean = [sp.Add(*[g[i] for g in grads]) / len(rows) for i in range(6)]
+    for A in (sp.diag(1, 1, -2, 0, 0, 0), sp.diag(0, 0, 0, 1, 1, -2)):
+        # Tr[AΣ] = E[gᵀAg] − E[g]ᵀA E[g]
+        tr = sp.Add(*[A[i, i] * (sp.Add(*[g[i] ** 2 for g in grads]) / len(rows) - mean[i] ** 2) for i in range(6)])
+        rms = flow.average(tr**2) ** 0.5  # its size along the cycle (it changes sign there)
+        assert rms > 1e-3 and abs(flow.average(tr)) <= 1e-4 * rms
+    assert flow.average(v1) == pytest.approx(flow.average(v2), rel=1e-6)
+    assert flow.average(a0**2 + a1**2) == pytest.approx(flow.average(c0**2 + c1**2), rel=1e-6)
+    assert abs(flow.theta[2] - flow.theta[5]) > 0.01

@@ -338,3 +338,23 @@ def test_monte_carlo_flow_off_the_manifold_is_refused_not_predicted():
         ns.gradient_flow_limit(loss, [2.0, 1.0])
     with pytest.raises(GradientFlowError, match="not on a minimum within the Monte Carlo accuracy"):
         ns.noise_equilibrium(loss, sp.diag(1, -1), [2.0, 1.0], seed=1)
+
+
+def test_polish_refuses_a_point_the_charges_do_not_pin(monkeypatch):
+    """Three leaky-ReLU units on x ∈ R² fitting a linear teacher: the minimum manifold has a
+    direction at fixed charges that no symmetry explains, so where the polish lands along it
+    is the Monte Carlo flow's doing. Shown by hand: with the check switched off, two flow
+    tolerances land visibly apart (an error of the flow, not of the loss); with it, a refusal."""
+    from noether_sym.theory import _gradient_flow as gf
+
+    loss = ns.families.build("leaky-relu-net")
+    # the command line's default start: seeded N(0, 1) entries with two decimals, exact
+    th0 = [sp.Rational(str(v)) for v in np.round(np.random.default_rng(0).standard_normal(loss.n), 2)]
+    with pytest.raises(GradientFlowError, match="not determined by the charges"):
+        ns.gradient_flow_limit(loss, th0, max_evaluations=5_000)
+    monkeypatch.setattr(gf, "_off_rotations", lambda loss, Q, th: Q[:0])  # no directions checked
+    ends = []
+    for rtol in (1e-4, 1e-5):
+        monkeypatch.setattr(gf, "_POLISH_FLOW_RTOL", rtol)
+        ends.append(ns.gradient_flow_limit(ns.families.build("leaky-relu-net"), th0, max_evaluations=5_000).theta)
+    assert np.abs(ends[0] - ends[1]).max() > 1e-5  # far above the polish's 1e-8 accuracy

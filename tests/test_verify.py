@@ -94,13 +94,13 @@ def _known_weak(c) -> bool:
     return (c.family, c.theorem.split()[0]) in _KNOWN_WEAK
 
 
-#: a measured finding, not a tolerance question: per-generator balance is not confirmed on
-#: leaky-relu-net (units 1/2 at 0.52/0.79 from the cone-cubature Φ(θ₀), SGD's tail still drifts),
-#: and the prediction that should replace it, the Noether flow (E22), is not available there yet:
-#: verify switches its (E16) check to the flow when ``predict_equilibrium`` reports a local
-#: symmetry (LocalSymmetryError), and the flow on this family's cone population stops with a
-#: CertificationError (the retraction onto the manifold stalls at ‖∇L‖ ≈ 2e-4). So its (E16)
-#: checks must fail; the test below turns red the day they pass, to revisit this.
+#: a measured finding, not a tolerance question: leaky-relu-net's minima (linear teacher) are
+#: degenerate -- the units' |·| parts must cancel, which puts every unit on one line, and at
+#: Φ(θ₀) the population Hessian has 5 null directions for 3 generators -- so per-generator
+#: balance is not SGD's stationary state (it predicted 0.498/0.787 for units 1/2, SGD settles
+#: at 0.525/0.765 and drifts). Φ(θ₀) there is refused (GradientFlowError: the charges do not
+#: pin it, or the Monte Carlo flow's end point does not polish onto a minimum), so its (E16)
+#: check fails with that reason; the tests below turn red the day it passes, to revisit this.
 _KNOWN_OPEN = {("leaky-relu-net", "E16")}
 
 
@@ -114,7 +114,7 @@ def test_true_predictions_pass_in_full_mode():
     bad = [(c.family, c.theorem, c.predicted, c.measured, c.tolerance, c.detail) for c in rep.checks
            if not c.passed and not _known_open(c)]
     assert not bad
-    assert all(math.isfinite(c.measured) for c in rep.checks)
+    assert all(math.isfinite(c.measured) for c in rep.checks if not _known_open(c))
     # the known open case is rejected by verify (the per-generator prediction is not confirmed)
     open_checks = [c for c in rep.checks if _known_open(c)]
     assert open_checks and not any(c.passed for c in open_checks)
@@ -126,8 +126,9 @@ def test_quick_verify_passes_on_the_whole_catalog(capsys):
     code = main(["verify", "--quick", "--json", "--no-report", "--no-progress"])
     doc = json.loads(capsys.readouterr().out)
     failed = [(c["family"], c["theorem"], c["predicted"], c["measured"], c["tolerance"]) for c in doc["checks"]
-              if not c["passed"]]
-    assert code == 0 and not failed
+              if not c["passed"] and (c["family"], c["theorem"].split()[0]) not in _KNOWN_OPEN]
+    open_failed = any(not c["passed"] for c in doc["checks"] if (c["family"], c["theorem"].split()[0]) in _KNOWN_OPEN)
+    assert not failed and code == (1 if open_failed else 0)
     assert len({c["family"] for c in doc["checks"]}) >= 8
     kinds = {c["kind"] for c in doc["checks"]}
     assert {"exact", "numeric", "stochastic"} <= kinds

@@ -431,7 +431,11 @@ def relu_shared_pattern() -> Case:
 
 def square_units_dataset() -> Case:
     a0, a1, v1, c0, c1, v2, x0, x1, ys = sp.symbols("a0 a1 v1 c0 c1 v2 x0 x1 ys")
-    rng = np.random.default_rng(11)
+    # dataset seed 12: with seed 11 the flow's stationary state is a limit cycle (kind "periodic",
+    # period 279 in η²k, through a slow passage where SGD at η = 0.01 and 0.02 stops for good --
+    # measured over η²k ≤ 300 -- and cycles only at η ≤ 0.005): its η → 0 limit is out of a
+    # test's reach; with seed 12 the flow settles at a fixed point by η²k ≈ 40
+    rng = np.random.default_rng(12)
     X = rng.uniform(-1.5, 1.5, (40, 2))
     Y = X[:, 0] ** 2 + 0.5 * X[:, 1] ** 2 + 0.6 * X[:, 0] * X[:, 1] + 0.3 * rng.standard_normal(40)
     f = v1 * (a0 * x0 + a1 * x1) ** 2 + v2 * (c0 * x0 + c1 * x1) ** 2
@@ -445,13 +449,13 @@ def square_units_dataset() -> Case:
 
     # f = xᵀMx with M = Σ v_i w_i w_iᵀ: 3 numbers from 6 parameters, so the minimum manifold is
     # 3-dimensional but only 2 linear generators exist (σ(z) = z² per unit): the third flat
-    # direction is a nonlinear symmetry, and the stationary state is the flow's (E22)
+    # direction is a nonlinear symmetry, and the stationary state is the flow's (E22).
+    # η²k = 60 at both learning rates (the second half, η²k ∈ [30, 60], is past the flow's
+    # approach); 64 replicas give standard errors ≈ 5e-4
     return Case("two square units on a 40-point 2-D dataset, off", loss, [1.0, 0.2, 0.8, 0.1, 0.9, 0.6], grad,
                 rows(X[:, 0], X[:, 1], Y),
                 {"v1": v1, "v2": v2, "|a|^2": a0**2 + a1**2, "|c|^2": c0**2 + c1**2}, route="flow",
-                lr=0.01, steps=120_000,
-                skip="ns.noether_flow does not return within 5 min on this loss (6 parameters, 40 rows; "
-                "Φ(θ₀) itself takes 3 s), even with rtol=1e-6, max_chunks=40: no prediction to check")
+                lr=0.01, steps=600_000, replicas=64)
 
 
 def _normalised(th: np.ndarray, X0: np.ndarray, X1: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

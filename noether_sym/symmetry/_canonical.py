@@ -185,3 +185,41 @@ def _pairs(n: int, sigma: int) -> list[tuple[int, int]]:
     if sigma == 1:
         return [(i, j) for i in range(n) for j in range(i, n)]
     return [(i, j) for i in range(n) for j in range(i + 1, n)]
+
+
+class SparseGen:
+    """A sparse exact n x n matrix as arrays: entry k sits at ``ij[k]`` with the value
+    ``values[vidx[k]]`` (a few distinct Fractions shared by thousands of entries).
+
+    The blocks route's candidates for networks have thousands of entries each and only a
+    handful of distinct values; keeping them as arrays makes the bookkeeping vectorized
+    (normal forms, echelon checks, ranks) instead of one Python object per entry.
+    ``as_dict()`` gives the {(i, j): Fraction} form the exact engine takes."""
+
+    __slots__ = ("ij", "values", "vidx")
+
+    def __init__(self, ij: np.ndarray, vidx: np.ndarray, values: list[Fraction]) -> None:
+        self.ij = np.asarray(ij, dtype=np.int64).reshape(-1, 2)
+        self.vidx = np.asarray(vidx, dtype=np.int64)
+        self.values = list(values)
+
+    @classmethod
+    def from_dict(cls, J: dict[tuple[int, int], Fraction]) -> SparseGen:
+        index: dict[Fraction, int] = {}
+        vidx = [index.setdefault(v, len(index)) for v in J.values()]
+        return cls(np.array(list(J.keys()), dtype=np.int64), np.array(vidx, dtype=np.int64), list(index))
+
+    def as_dict(self) -> dict[tuple[int, int], Fraction]:
+        vals = self.values
+        return {(i, j): vals[v] for (i, j), v in zip(self.ij.tolist(), self.vidx.tolist())}
+
+    def items(self) -> Any:
+        return self.as_dict().items()
+
+    def __len__(self) -> int:
+        return len(self.vidx)
+
+
+def as_entries(J: Any) -> dict[tuple[int, int], Fraction]:
+    """{(i, j): Fraction} of a candidate given as a dict or a :class:`SparseGen`."""
+    return J.as_dict() if isinstance(J, SparseGen) else J

@@ -52,7 +52,12 @@ Numeric candidates are put in reduced row echelon form over the flattened upper 
 that fails is reported in ``Symmetries.unconfirmed`` and never returned as a generator.
 From ``LOCAL_FROM_N`` parameters the same proof runs on the part of the expression DAG the
 candidate moves (:mod:`._local`), and the bookkeeping after confirmation (canonical form,
-inertia, charges, number of independent charges) avoids n x n work (:mod:`._large`).
+inertia, charges, number of independent charges) avoids n x n work (:mod:`._large`). When
+the blocks route proposes groups of coupled sides and there are many candidates, the proofs
+go by orbit (:mod:`._orbits`): relabellings of units that leave the loss's expression
+unchanged are proven on its DAG, and one exact proof per orbit of candidates under them
+proves the whole orbit (P A Pᵀ is a generator when A is and ℓ∘P = ℓ). The finder runs with
+one BLAS thread (a second one mostly contends on a shared 2-core machine).
 """
 
 
@@ -75,6 +80,7 @@ from ._blocks import (
     block_completeness,
     check_block_memory,
     has_matrix_blocks,
+    sample_gradients,
 )
 from ._canonical import (
     _canonical,
@@ -83,9 +89,11 @@ from ._canonical import (
     _round_rational,
     _unflatten,
     _unflatten_float,
+    as_entries,
 )
 from ._exact_route import _exact_candidates
 from ._large import LazyExactModel, canonical_sparse, summaries
+from ._laws import _one_blas_thread
 from ._local import LOCAL_FROM_N, local_confirm
 from ._numeric import (
     NULL_FLOOR,
@@ -96,6 +104,7 @@ from ._numeric import (
     _sample_rows,
     gradient_null_completeness,
 )
+from ._orbits import ORBIT_FROM_CANDIDATES, orbit_confirm
 from ._refine import refine
 from ._result import Candidate, Symmetries
 from ._structured import _structured_geometry, _structured_null
@@ -158,7 +167,13 @@ def find_symmetries(
     """
     loss = as_loss(loss)
     opts = validate(_OPTIONS, route=route, rotations=rotations, seed=seed, tol=tol)
-    route, rotations, seed, tol = opts["route"], opts["rotations"], opts["seed"], opts["tol"]
+    # one BLAS thread: the dense factorizations here are a few thousand wide, where a second
+    # OpenBLAS thread on a shared 2-core machine mostly contends (several times slower)
+    with _one_blas_thread():
+        return _find(loss, opts["route"], opts["rotations"], opts["seed"], opts["tol"])
+
+
+def _find(loss: Loss, route: str, rotations: bool, seed: int, tol: float) -> Symmetries:
     t0 = time.perf_counter()
     cl = compiled(loss)
     rng = np.random.default_rng(np.random.SeedSequence(seed))
@@ -170,14 +185,15 @@ def find_symmetries(
     results: dict[int, list[sp.Matrix]] = {}
     unconfirmed: list[Candidate] = []
     shared: dict[str, Any] = {}
+    known: dict[int, dict] = {}  # exact entries of the generators built, by id (see canonical_sparse)
     for sigma in (1, -1) if rotations else (1,):
         name = "symmetric" if sigma == 1 else "antisymmetric"
         cands, info = _candidates(loss, cl, em, chosen, sigma, rng, tol, shared)
         cert[name] = info
-        mats, bad = _confirm_all(loss, em, cands, sigma, info)
-        if bad and info.get("numeric"):
+        mats, bad = _confirm_all(loss, em, cands, sigma, info, known)
+        if bad and info.get("numeric") and loss.n <= REFINE_MAX_N:
             mats, bad = _refine_unconfirmed(loss, cl, em, mats, bad, sigma, rng, info)
-        if bad and info.get("numeric"):
+        if bad and info.get("numeric") and loss.n <= REFINE_MAX_N:
             # one retry with fresh points before reporting candidates as unconfirmed
             cands2, info2 = _candidates(loss, cl, em, chosen, sigma, rng, tol, {})
             mats2, bad2 = _confirm_all(loss, em, cands2, sigma, info2)
@@ -211,10 +227,10 @@ def find_symmetries(
                 "linear symmetry"
             )
     if chosen == "blocks":
-        extra = rots if rotations else [c[1] for c in _candidates(loss, cl, em, chosen, -1, rng, tol, {})[0] if c[0] == "exact"]
-        cert["completeness"] = block_completeness(loss, cl, gens, extra, rng)
+        extra = rots if rotations else [c[1] for c in _candidates(loss, cl, em, chosen, -1, rng, tol, shared)[0] if c[0] == "exact"]
+        cert["completeness"] = block_completeness(loss, cl, gens, extra, rng, known=known)
 
-    inert, classes, charges, rank, cert["independent_charges"] = summaries(loss, gens, seed)
+    inert, classes, charges, rank, cert["independent_charges"] = summaries(loss, gens, seed, known)
     cert["confirmation"] = "exact: D_{Aθ}ℓ ≡ 0 over QQ(θ, x) (FLINT), kinks preserved by the flow"
     return Symmetries(
         loss=loss,
@@ -253,6 +269,9 @@ def _choose_route(loss: Loss, em: ExactModel, route: str) -> str:
     return "structured"
 
 
+#: refinement and the retry of unconfirmed numeric candidates work on the n(n+1)/2 pairs:
+#: above this many parameters unconfirmed candidates are reported as they are
+REFINE_MAX_N = 4096
 #: from this many parameters, a loss with matrix blocks goes to the blocks route in "auto"
 BLOCKS_FROM_N = 300
 #: when the structured route fails its completeness check, the dense route re-solves the
@@ -306,7 +325,7 @@ def _candidates(
     if route == "exact":
         return _exact_candidates(loss, em, sigma)
     if route == "blocks":
-        return block_candidates(loss, cl, sigma, rng, tol)
+        return block_candidates(loss, cl, sigma, rng, tol, shared)
     if route == "structured":
         try:
             if "geometry" not in shared:
@@ -352,38 +371,52 @@ def _candidates(
 # ------------------------------------------------------------------------------------------
 
 
-def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict) -> tuple[list[sp.Matrix], list[Candidate]]:
+def _confirm_all(loss: Loss, em: ExactModel, cands: list, sigma: int, info: dict,
+                 known: dict | None = None) -> tuple[list[sp.Matrix], list[Candidate]]:
+    """Confirm every exact candidate (one exact proof each, or one per orbit when the
+    route proposed linked sides, :mod:`._orbits`); return the canonical basis of the
+    confirmed ones and the unconfirmed candidates with their reasons."""
     kind = "symmetric" if sigma == 1 else "antisymmetric"
     ok: list[dict[tuple[int, int], Fraction]] = []
     bad: list[Candidate] = []
-    for c in cands:
-        if c[0] == "float":
-            bad.append(Candidate(c[1], c[2], kind))
-            continue
-        J = c[1]
+
+    def prove(J: Any) -> tuple[bool, str]:
+        J = as_entries(J)
         # the exact route's candidates solve (E4) over QQ already: no float filter for them
         bad_numeric = None if info.get("route") == "exact" else _numeric_precheck(loss, J)
         if bad_numeric is not None:
-            dense = np.zeros((loss.n, loss.n))
-            for (i, j), v in J.items():
-                dense[i, j] = float(v)
-            bad.append(Candidate(dense, bad_numeric, kind))
-            continue
+            return False, bad_numeric
         try:
             res = _confirm_one(loss, em, J)
-            confirmed, reason = res.confirmed, res.reason
         except UnsupportedExpressionError as exc:
-            confirmed, reason = False, f"cannot confirm exactly: {exc}"
+            return False, f"cannot confirm exactly: {exc}"
+        return res.confirmed, res.reason
+
+    exact = [c[1] for c in cands if c[0] == "exact"]
+    for c in cands:
+        if c[0] == "float":
+            bad.append(Candidate(c[1], c[2], kind))
+    if info.get("linked_sides") and len(exact) >= ORBIT_FROM_CANDIDATES and loss.n >= LOCAL_FROM_N:
+        outcomes, info["orbit_proofs"] = orbit_confirm(loss, exact, info["linked_sides"], prove)
+    else:
+        outcomes = [prove(J) for J in exact]
+    for J, (confirmed, reason) in zip(exact, outcomes):
         if confirmed:
             ok.append(J)
         else:
-            dense = np.zeros((loss.n, loss.n))
-            for (i, j), v in J.items():
-                dense[i, j] = float(v)
-            bad.append(Candidate(dense, reason, kind))
+            bad.append(Candidate(_dense_of(J, loss.n), reason, kind))
     info["n_candidates"] = len(cands)
     info["n_confirmed"] = len(ok)
-    return canonical_sparse(ok, loss.n, sigma), bad
+    return canonical_sparse(ok, loss.n, sigma, known), bad
+
+
+def _dense_of(J: dict[tuple[int, int], Fraction], n: int) -> np.ndarray:
+    """The float matrix of an unconfirmed candidate (empty above 4096 parameters)."""
+    dense = np.zeros((n, n)) if n <= 4096 else np.zeros((0, 0))
+    if dense.size:
+        for (i, j), v in as_entries(J).items():
+            dense[i, j] = float(v)
+    return dense
 
 
 #: above this many parameters a candidate the local check cannot handle is not sent to the
@@ -440,7 +473,10 @@ def _numeric_precheck(loss: Loss, J: dict[tuple[int, int], Fraction], points: in
     if key not in loss._cache:  # the same deterministic points for every candidate
         cl = compiled(loss)
         rng = np.random.default_rng(np.random.SeedSequence([7, loss.n]))
-        th, _, g = _sample_rows(loss, cl, rng, None, points)
+        if loss.n >= LOCAL_FROM_N:
+            th, g = sample_gradients(loss, cl, rng, points)
+        else:
+            th, _, g = _sample_rows(loss, cl, rng, None, points)
         loss._cache[key] = (th, g)
     th, g = loss._cache[key]
     v = np.zeros_like(th)

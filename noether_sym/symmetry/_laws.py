@@ -13,16 +13,21 @@ Method
   S grown until the fields ∇ℓ(·, x_s), stacked at several points θ, stop gaining rank, so
   random combinations Y_c = Σ_s c_s ∇ℓ(·, x_s) are generic members of V as a space of
   functions.
-* Points. Random θ are drawn in batches and scored by how many kink arguments (a ReLU
-  unit's pre-activation, the argument of an ``Abs``...) take both signs over the samples;
-  for a piecewise loss batches are drawn until enough points reach the best score (up to
-  ``MAX_POOL``), and the rank is computed first where V(θ) alone already meets the charge
-  bound, then by decreasing rank of V(θ). A piecewise loss has regions of positive volume
-  with different counts (a ReLU unit dead on every sample, a layer whose units are all
-  active together, two units never active together: each adds laws there, for every
-  dataset); the count reported is the one of the regions where the fields span the most --
-  the fewest laws, the family's generic behaviour -- and the certificate lists the rank at
-  every point tried.
+* Points. A piecewise loss has regions of θ of positive volume with laws of their own, for
+  every dataset: near θ the fields depend only on the kink-sign patterns (ReLU activation
+  patterns) that some sample realises, so a coordinate whose gradient vanishes on every
+  sample (the weight between two units never active together) is conserved on the whole
+  region, and two units active on exactly the same samples add the laws of their GL(2)
+  (W W^T - V^T V, as in a linear layer). The count reported is the one of the regions where
+  the fields span the most -- the fewest laws -- which on deep narrow ReLU networks are a
+  few per cent of N(0, 1) draws or fewer. Random points are therefore scored (on
+  ``SCORE_SAMPLES`` samples) by such coordinates and tied kink pairs, then by the sign
+  combinations every pair of kinks takes; for a loss with charges, a quick pass tries the
+  best ``QUICK`` of ``QUICK_POOL`` random points, then a longer search over ``MAX_POOL``
+  points (batches alternating N(0, 1) and N(``SHIFT``, 1), then perturbations of the best
+  points by ``STEP``) tries its best ``SEARCH`` points (at most two per lineage), each with
+  ``ENRICH`` candidate samples so that every sign pattern realised at θ has
+  ``ENRICH_PER`` samples (small regions of x are missed by a few hundred samples).
 * Level 1 is V(θ): the S gradients at θ. Level 2: with m random fields Y_j, one batched
   Hessian-vector pass (complex step, exact to rounding) gives H_s Y_j(θ) for every sample s,
   hence DY_k·Y_j by contraction with the coefficients of Y_k, and all m(m-1)/2 brackets
@@ -42,12 +47,15 @@ Method
   ``MAX_DEPTH`` levels without either is refused.
 * Confirmation. A point where the rank meets the charge bound (b) certifies the count at
   once: the numerical rank (with its singular-value gap) bounds dim Lie(V) from below and
-  the exact charges bound it from above. Otherwise the count needs ``points`` points that
-  all agree (closure (a) at each): a disagreement is refused, never counted -- for a loss
-  without kinks it is a failure of the numerical rank (the Lie algebra has one dimension at
-  generic θ), for a piecewise loss a sign that sampled fields did not reach the rank of the
-  best region (they only bound it from below). With ``quadratic`` and a piecewise loss, up
-  to ``EXTRA_POINTS`` more points are tried for one that meets the bound.
+  the exact charges bound it from above. For a piecewise loss with charges this is the only
+  certificate (the points searched are perturbations of one another, so their agreement
+  proves nothing): when no point meets the bound the count is refused, naming the region-wise
+  laws. Without charges a piecewise loss is counted only when the rank reaches n (no law):
+  agreement between points does not tell the regions without laws of their own apart
+  (deep narrow ReLU networks agree at three random points on a count one too high). A loss
+  without kinks needs ``points`` points that all agree (closure (a) at each): a
+  disagreement is a failure of the numerical rank (the Lie algebra has one dimension at
+  generic θ) and is refused, never counted.
 * Threads. OpenBLAS runs on one thread during the count (restored after): the work is many
   SVDs of a few hundred rows, where a second thread only contends.
 """
@@ -89,9 +97,22 @@ POOL = 24
 #: random brackets per batch at levels ≥ 3
 BATCH = 6
 #: most random points drawn while looking for points where every kink changes sign
-MAX_POOL = 480
-#: points tried beyond ``points`` when the largest rank has been seen only once
-EXTRA_POINTS = 3
+MAX_POOL = 960
+#: mean of every other batch of random points for a piecewise loss (units active on most samples)
+SHIFT = 0.5
+#: samples on which random points of a piecewise loss are scored
+SCORE_SAMPLES = 64
+#: standard deviation of the perturbations of the best points
+STEP = 0.3
+#: random points drawn, and best of them tried, before the longer search (piecewise loss with charges)
+QUICK_POOL = 48
+QUICK = 2
+#: most points at which levels 1-2 are computed while looking for one that meets the charge bound
+SEARCH = 8
+#: candidate samples drawn at each point where the rank of a piecewise loss is computed
+ENRICH = 2048
+#: samples per sign pattern (patterns with fewer get new samples from the candidates)
+ENRICH_PER = 4
 
 
 @dataclass
@@ -137,8 +158,8 @@ def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3,
     seed
         Seed of the random points, samples and coefficients.
     points
-        Number of random points θ at which the rank is computed (more are drawn when the
-        largest rank is seen at only one of them).
+        Number of independent random points θ whose ranks must agree when no ``quadratic``
+        bound is given (with the bound, a piecewise loss is searched until one point meets it).
     quadratic
         Optional n x n symmetric matrices A_i whose charges θᵀA_iθ are exactly confirmed
         conservation laws (``Symmetries.generators``); they bound the rank from above, so the
@@ -152,8 +173,10 @@ def conservation_laws(loss: Loss, *, seed: int = 0, points: int = 3,
     Raises
     ------
     CertificationError
-        When the points do not confirm one generic rank, or the bracket depth budget is
-        reached before the rank closes.
+        When the points do not confirm one generic rank, the bracket depth budget is reached
+        before the rank closes, or (piecewise loss with ``quadratic``) no point searched meets
+        the charge bound: the loss has regions with laws of their own and the regions without
+        them were not found.
 
     Examples
     --------
@@ -183,20 +206,37 @@ def _count(loss: Loss, opts: dict, Q: list[tuple] | None) -> ConservationLaws:
         )
     want = opts["points"]
     piecewise = cl.n_kinks > 0
-    ranks: list[int] = []
-    bounds, depths, gaps, closed, level1 = [], [], [], [], []
-    pool = _point_pool(cl, xs, rng, POOL, MAX_POOL)
-    for theta, good, r1, g, bound in _ordered(pool, Q, n, piecewise, want + EXTRA_POINTS):
-        r, d, gap, how = _lie_rank(cl, theta, xs[good], g, r1, rng, bound)
-        for lst, v in ((ranks, r), (bounds, bound), (depths, d), (gaps, gap), (closed, how), (level1, r1[0])):
-            lst.append(v)
-        if how == "charge bound":  # certified: the numerical rank meets the exact upper bound
-            break
-        if len(ranks) >= want and not (piecewise and Q is not None):
-            break
-        if len(ranks) >= want + EXTRA_POINTS:
-            break
-    rank, how = _check_ranks(ranks, bounds, closed, piecewise, want)
+    records: list[tuple] = []
+
+    def run(points: Any, depth: int, stop: int, enrich: bool) -> None:
+        for theta, good, g, bound in points:
+            x = xs[good]
+            if enrich:  # more samples for the sign patterns the samples missed at θ
+                x, g = _enrich(cl, theta, x, g, rng)
+            r1 = _rank(_unit_rows(g))
+            r, d, gap, how = _lie_rank(cl, theta, x, g, r1, rng, bound, depth)
+            records.append((r, bound, d, gap, how, r1[0]))
+            if how in ("charge bound", "full rank") or len(records) >= stop:
+                return  # certified: the numerical rank meets the exact upper bound
+
+    done = ("charge bound", "full rank")
+    if piecewise:
+        # levels 1-2, first at the best QUICK of a few random points (enough for most
+        # losses), then at up to SEARCH of the best points of a longer search with
+        # perturbations and more samples, until one meets the bound; if none does, every
+        # level at the point of largest rank. The points are not independent, so only the
+        # bound certifies: agreement does not
+        run(_ordered(_point_pool(cl, xs, rng, QUICK, QUICK_POOL, climb=False), Q, n, QUICK), 2, QUICK, False)
+        if records[-1][4] not in done and Q is not None:  # without charges only full rank certifies
+            points = _ordered(_point_pool(cl, xs, rng, POOL, MAX_POOL), Q, n, SEARCH)
+            run(points, 2, len(records) + SEARCH, True)
+            if records[-1][4] not in done:
+                best = int(np.argmax([r[0] for r in records[QUICK:]]))
+                run(points[best:best + 1], MAX_DEPTH, len(records) + 1, True)
+    else:
+        run(_ordered(_point_pool(cl, xs, rng, POOL, POOL), Q, n, want), MAX_DEPTH, want, False)
+    ranks, bounds, depths, gaps, closed, level1 = (list(c) for c in zip(*records)) if records else ([],) * 6
+    rank, how = _check_ranks(ranks, bounds, closed, piecewise, want, only_bound=piecewise, charges=Q is not None)
     cert = {
         "samples": len(xs),
         "rank_tolerance": RANK_TOL,
@@ -209,8 +249,9 @@ def _count(loss: Loss, opts: dict, Q: list[tuple] | None) -> ConservationLaws:
         "method": "n - rank of V and its brackets at random θ (complex-step HVPs at level 2, nested dual numbers above)",
     }
     if len(set(ranks)) > 1:
-        cert["regions"] = ("ranks differ between regions of this piecewise loss; the count is the one of the "
-                           "regions of largest rank (fewest laws), where it meets the bound of the quadratic charges")
+        cert["regions"] = ("ranks differ between regions of this piecewise loss (laws of their own there); the count "
+                           "is the one of the regions of largest rank (fewest laws), where it meets the bound of the "
+                           "quadratic charges")
     return ConservationLaws(n_laws=n - rank, lie_rank=rank, ranks=ranks, depth=max(depths), certificate=cert,
                             seconds=time.perf_counter() - t0)
 
@@ -261,8 +302,8 @@ def _openblas() -> tuple[Any, Any] | None:
     return _OPENBLAS[0]
 
 
-def _check_ranks(ranks: list[int], bounds: list[int], closed: list[str], piecewise: bool, want: int
-                 ) -> tuple[int, str]:
+def _check_ranks(ranks: list[int], bounds: list[int], closed: list[str], piecewise: bool, want: int,
+                 only_bound: bool = False, charges: bool = True) -> tuple[int, str]:
     """(generic rank, how it is certified), or a refusal (module docstring, Confirmation)."""
     if not ranks:
         raise UnsupportedExpressionError("no random point θ where the gradient fields are defined; check the loss's domain")
@@ -275,7 +316,26 @@ def _check_ranks(ranks: list[int], bounds: list[int], closed: list[str], piecewi
     hit = [r for r, c in zip(ranks, closed) if c == "charge bound"]
     if hit:  # lower bound (numerical rank) meets the upper bound (exact charges)
         return max(hit), "the rank meets the bound of the quadratic charges"
+    if "full rank" in closed:  # the fields span every direction: no law
+        return max(ranks), "the rank is n"
     top = max(ranks)
+    if only_bound and not charges:
+        raise CertificationError(
+            f"the conservation-law count is not certified: the Lie-algebra rank at the {len(ranks)} points tried "
+            f"({listed}) is below n, and this piecewise loss has regions of θ with laws of their own (a coordinate "
+            f"whose gradient vanishes on every sample, two kinks with the same signs on every sample), so ranks "
+            f"only bound the count of the regions without them; pass the exact charges as quadratic= (what "
+            f"ns.find_symmetries(loss).n_conservation_laws does), which bound the rank from above"
+        )
+    if only_bound:
+        raise CertificationError(
+            f"the conservation-law count is not certified: at the {len(ranks)} points tried the Lie-algebra rank "
+            f"({listed}) stays below n minus the number of independent quadratic charges ({max(bounds)}). This "
+            f"piecewise loss has regions of θ with laws of their own (a coordinate whose gradient vanishes on "
+            f"every sample, e.g. the weight between two ReLU units never active together; two units active on "
+            f"the same samples), so its count differs between regions; the regions where it meets the bound "
+            f"were not found. The count of quadratic laws is n_independent_charges"
+        )
     if any(c == "depth budget" and r == top for r, c in zip(ranks, closed)):
         raise CertificationError(
             f"the conservation-law count is not certified: the Lie-algebra rank ({top}) was still growing at the "
@@ -361,64 +421,141 @@ def _samples(loss: Loss, cl: CompiledLoss, rng: np.random.Generator) -> np.ndarr
         s = _svd(G, compute_uv=False)
         r, _ = _gap_rank(s, RANK_TOL)
         if r < G.shape[1] - 4 or S >= MAX_SAMPLES:
+            if cl.n_kinks:
+                return x  # a piecewise loss: every sample realises sign patterns
             return x[: min(len(x), r + 8)]  # r + 8 random samples span the same functions
         S = min(2 * S, MAX_SAMPLES)
 
 
-def _point_pool(cl: CompiledLoss, xs: np.ndarray, rng: np.random.Generator, size: int, cap: int
-                ) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Up to ``size`` random points θ with (good-sample mask, gradients at the good samples),
-    most kinks changing sign over the samples first. For a piecewise loss, batches of points
-    are drawn until ``size // 3`` of them reach the best score seen (up to ``cap`` points): on narrow networks the regions where every kink changes sign are rare."""
-    n, S = cl.n, len(xs)
+def _point_pool(cl: CompiledLoss, xs: np.ndarray, rng: np.random.Generator, size: int, cap: int,
+                climb: bool = True) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """The ``size`` best of up to ``cap`` random points θ, each with (good-sample mask,
+    gradients at the good samples), best first (module docstring, Points). For a loss
+    without kinks: ``size`` standard normal points in random order. For a piecewise loss the
+    points are scored by :func:`_score`; half of the budget draws batches alternating
+    between N(0, 1) and N(SHIFT, 1), the other half (with ``climb``) alternates such batches
+    with perturbations of the best points found so far (steps of STEP); the pool keeps the
+    best scores. Points are scored on the first SCORE_SAMPLES samples, and the gradients of
+    the points kept are then evaluated on every sample."""
+    n = cl.n
+    xs_score = xs[:SCORE_SAMPLES] if cl.n_kinks else xs
+    S = len(xs_score)
     chunk = min(size, max(1, int(MEMORY_BUDGET // max(1, len(cl.graph.nodes) * S * 8 * 2))))
-    pool, keys = [], []
-    drawn = 0
+    pool: list[tuple] = []  # (key, draw number, θ, good-sample mask, gradients, lineage), best first
+    drawn, batch = 0, 0
     while drawn < cap:
-        th = rng.standard_normal((chunk, n))
-        drawn += chunk
-        with np.errstate(all="ignore"):
-            val, g, kinks = cl.value_grad(th[:, None, :], xs[None, :, :])
-        ok = np.isfinite(val) & np.all(np.isfinite(g), axis=-1)
-        if kinks.shape[-1]:
-            clear = np.abs(kinks) > KINK_MARGIN
-            on = np.any(ok[..., None] & clear & (kinks > 0), axis=1)
-            off = np.any(ok[..., None] & clear & (kinks < 0), axis=1)
-            score = (on & off).sum(axis=1)
-            ok &= np.all(clear, axis=-1)  # a sample on a kink: the fields are not smooth there
-        else:
-            score = np.zeros(len(th), dtype=int)
-        for t, gi, oki, sc in zip(th, g, ok, score):
+        if not climb or batch % 4 < 2 or drawn < cap // 2 or not pool:
+            th = rng.standard_normal((chunk, n)) + (SHIFT if batch % 2 else 0.0)
+            roots = list(range(drawn, drawn + chunk))
+        else:  # perturb the best points found so far
+            parents = pool[: max(1, chunk // 6)]
+            pick = np.arange(chunk) % len(parents)
+            th = np.array([parents[i][2] for i in pick]) + STEP * rng.standard_normal((chunk, n))
+            roots = [parents[i][5] for i in pick]
+        batch += 1
+        ok, g, score = _score(cl, th, xs_score)
+        for t, gi, oki, sc, root in zip(th, g, ok, score, roots):
             if oki.any():
-                pool.append((t, oki, gi[oki]))
-                keys.append(-int(sc))
-        if not kinks.shape[-1] or (keys and keys.count(min(keys)) >= size // 3):
+                pool.append((-int(sc), drawn, t, oki, gi[oki], root))
+            drawn += 1
+        pool = sorted(pool, key=lambda e: e[:2])[: 4 * size]  # stable: draw order among ties
+        if not cl.n_kinks:
             break
-    order = sorted(range(len(pool)), key=lambda i: keys[i])[:size]  # stable: random order among ties
-    return [pool[i] for i in order]
+    # at most two points of one lineage (a random point and its perturbations) among the first
+    seen: dict[int, int] = {}
+    first, rest = [], []
+    for e in pool:
+        seen[e[5]] = seen.get(e[5], 0) + 1
+        (first if seen[e[5]] <= 2 else rest).append(e)
+    pool = (first + rest)[:size]
+    if xs_score is xs:
+        return [e[2:5] for e in pool]
+    out = []  # the gradients at every sample, for the kept points (in batches within the budget)
+    step = max(1, int(MEMORY_BUDGET // max(1, len(cl.graph.nodes) * len(xs) * 8 * 2)))
+    for start in range(0, len(pool), step):
+        th = np.array([e[2] for e in pool[start:start + step]])
+        ok, g, _ = _score(cl, th, xs)
+        out += [(t, oki, gi[oki]) for t, oki, gi in zip(th, ok, g) if oki.any()]
+    return out
 
 
-def _ordered(pool: list, Q: list[tuple] | None, n: int, piecewise: bool, limit: int) -> Any:
-    """Yield (θ, good-sample mask, level-1 rank, gradients, rank bound) in the order the rank
-    is computed: for a loss without kinks the pool's (random) order; for a piecewise loss
-    first every point whose gradients alone reach the bound (level 1, cheap), then the
-    others by decreasing level-1 rank -- the regions where the fields span the most."""
-    if not piecewise:
-        for t, ok, g in pool[:limit]:
-            yield t, ok, _rank(_unit_rows(g)), g, n - _charge_rank(Q, t) if Q is not None else n
-        return
-    rest = []
-    for t, ok, g in pool:
-        r1, bound = _rank(_unit_rows(g)), n - _charge_rank(Q, t) if Q is not None else n
-        if r1[0] >= bound:
-            yield t, ok, r1, g, bound
-        else:
-            rest.append((t, ok, r1, g, bound))
-    yield from sorted(rest, key=lambda e: -e[2][0])  # stable
+def _score(cl: CompiledLoss, th: np.ndarray, xs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(good-sample mask, gradients, score) for a batch of points θ. The score penalises, per
+    point, every coordinate whose gradient vanishes on every sample (a law of that region
+    only: the weight between two ReLU units never active together) and every tied pair of
+    kinks (:func:`_kink_coverage`), and then counts the sign combinations seen."""
+    with np.errstate(all="ignore"):
+        val, g, kinks = cl.value_grad(th[:, None, :], xs[None, :, :])
+    ok = np.isfinite(val) & np.all(np.isfinite(g), axis=-1)
+    if not kinks.shape[-1]:
+        return ok, g, np.zeros(len(th), dtype=int)
+    ok &= np.all(np.abs(kinks) > KINK_MARGIN, axis=-1)  # a sample on a kink: the fields are not smooth there
+    zero = np.sum(np.all((g == 0) | ~ok[..., None], axis=1), axis=-1)
+    seen, tied = _kink_coverage(kinks > 0, ok)
+    return ok, g, seen - 10**6 * (zero + tied)
+
+
+def _kink_coverage(pos: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For points × samples × kinks signs ``pos`` (samples masked by ``ok``): the number of
+    (kink, kink, sign, sign) combinations seen on some sample, and the number of pairs of
+    kinks whose signs agree (or disagree) on every sample. Fields near θ depend only on the
+    sign patterns the samples realise; a combination never seen leaves laws of that region
+    only (two ReLU units never active together: the weight between them; two units active on
+    the same samples: the GL(2) of the pair)."""
+    P = (pos & ok[..., None]).astype(float)
+    N = (~pos & ok[..., None]).astype(float)
+    seen = np.zeros(len(pos), dtype=int)
+    count = {}
+    for i, A in enumerate((P, N)):
+        At = np.transpose(A, (0, 2, 1))
+        for j, B in enumerate((P, N)):
+            count[i, j] = At @ B
+            seen += (count[i, j] > 0).sum(axis=(1, 2))
+    same = (count[0, 1] == 0) & (count[1, 0] == 0)
+    swap = (count[0, 0] == 0) & (count[1, 1] == 0)
+    K = pos.shape[-1]
+    tied = np.triu(same | swap, 1).reshape(len(pos), K * K).sum(axis=1)
+    return seen, tied
+
+
+def _enrich(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray, rng: np.random.Generator
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """The samples xs (gradients g at θ) plus new samples from ENRICH candidates so that every
+    kink-sign pattern the candidates realise at θ has ENRICH_PER samples: the fields
+    near θ depend only on the patterns realised, and regions of small volume are missed by a
+    few hundred samples. Half the candidates are rescaled by log-normal factors (patterns
+    far from the origin, where affine kinks part)."""
+    d = xs.shape[1]
+    M = min(ENRICH, max(1, int(MEMORY_BUDGET // max(1, len(cl.graph.nodes) * 8 * 2))))
+    cand = rng.standard_normal((M, d))
+    cand[M // 2:] *= np.exp(1.5 * rng.standard_normal((M - M // 2, 1)))
+    with np.errstate(all="ignore"):
+        _, _, k0 = cl.value_grad(theta[None, :], xs)
+        val, gc, kc = cl.value_grad(theta[None, :], cand)
+    ok = np.isfinite(val) & np.all(np.isfinite(gc), axis=-1) & np.all(np.abs(kc) > KINK_MARGIN, axis=-1)
+    count: dict[bytes, int] = {}
+    for row in k0 > 0:
+        count[row.tobytes()] = count.get(row.tobytes(), 0) + 1
+    keys = kc > 0
+    picked = []
+    for i in np.flatnonzero(ok):
+        key = keys[i].tobytes()
+        if count.get(key, 0) < ENRICH_PER:
+            count[key] = count.get(key, 0) + 1
+            picked.append(i)
+    if not picked:
+        return xs, g
+    return np.concatenate([xs, cand[picked]]), np.concatenate([g, gc[picked]])
+
+
+def _ordered(pool: list, Q: list[tuple] | None, n: int, limit: int) -> list[tuple]:
+    """The first ``limit`` pooled points as (θ, good-sample mask, gradients, rank bound: n, or
+    n minus the number of independent charge gradients at θ)."""
+    return [(t, ok, g, n - _charge_rank(Q, t) if Q is not None else n) for t, ok, g in pool[:limit]]
 
 
 def _lie_rank(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray, level1: tuple[int, float | None],
-              rng: np.random.Generator, bound: int) -> tuple[int, int, float | None, str]:
+              rng: np.random.Generator, bound: int, max_depth: int = MAX_DEPTH) -> tuple[int, int, float | None, str]:
     """(rank, depth, gap, how the computation closed) at one point θ, from the gradients g at
     the samples xs and their rank ``level1``; ``bound`` is an upper bound on the rank (n, or n
     minus the number of independent charge gradients)."""
@@ -427,7 +564,7 @@ def _lie_rank(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray
     if not len(vecs):
         return 0, 1, None, "no gradient"
     rank, gap = level1
-    for depth in range(2, MAX_DEPTH + 1):
+    for depth in range(2, max_depth + 1):
         if rank >= bound:
             return rank, depth - 1, gap, "charge bound" if bound < n else "full rank"
         grew = False
@@ -450,8 +587,8 @@ def _lie_rank(cl: CompiledLoss, theta: np.ndarray, xs: np.ndarray, g: np.ndarray
         if not grew:
             return rank, depth - 1, gap, "level adds no rank"
     if rank >= bound:
-        return rank, MAX_DEPTH, gap, "charge bound" if bound < n else "full rank"
-    return rank, MAX_DEPTH, gap, "depth budget"
+        return rank, max_depth, gap, "charge bound" if bound < n else "full rank"
+    return rank, max_depth, gap, "depth budget" if max_depth == MAX_DEPTH else f"levels 1-{max_depth} only"
 
 
 def _unit_rows(V: np.ndarray) -> np.ndarray:

@@ -28,6 +28,8 @@ from fractions import Fraction
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from ._canonical import SparseGen
+
 __all__ = ["modular_generic_rank"]
 
 #: primes below 2²⁰ (float64 products of two residues and sums of 4096 of them are exact)
@@ -73,6 +75,8 @@ def _columns_mod_p(generators: Sequence[Mapping[tuple[int, int], Fraction]], n: 
                    rng: np.random.Generator) -> csr_matrix | None:
     """M = [A_1θ ... A_kθ] mod p at a random θ in GF(p)ⁿ (None when a denominator is ≡ 0)."""
     theta = rng.integers(0, p, size=n)
+    if generators and all(isinstance(A, SparseGen) for A in generators):
+        return _columns_mod_p_arrays(generators, n, p, theta)
     rows, cols, vals = [], [], []
     inv: dict[int, int] = {}
     for c, A in enumerate(generators):
@@ -91,6 +95,29 @@ def _columns_mod_p(generators: Sequence[Mapping[tuple[int, int], Fraction]], n: 
                 cols.append(c)
                 vals.append(val)
     return csr_matrix((np.array(vals, dtype=np.int64), (rows, cols)), shape=(n, len(generators)))
+
+
+def _columns_mod_p_arrays(generators: Sequence[SparseGen], n: int, p: int, theta: np.ndarray) -> csr_matrix | None:
+    """:func:`_columns_mod_p` for array generators: one residue per distinct value, then
+    array products (each below 2⁴⁰) summed by the sparse matrix constructor (fewer than 2²³
+    terms per entry, so int64 does not overflow) and reduced modulo p."""
+    rows, cols, vals = [], [], []
+    for c, G in enumerate(generators):
+        res = []
+        for v in G.values:
+            d = v.denominator % p
+            if d == 0:
+                return None
+            res.append((v.numerator % p) * pow(d, p - 2, p) % p)
+        q = np.array(res, dtype=np.int64)[G.vidx]
+        rows.append(G.ij[:, 0])
+        cols.append(np.full(len(q), c, dtype=np.int64))
+        vals.append(q * theta[G.ij[:, 1]] % p)
+    M = csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(n, len(generators)))
+    M.sum_duplicates()
+    M.data %= p
+    M.eliminate_zeros()
+    return M
 
 
 def _mod(x: np.ndarray, p: int) -> np.ndarray:

@@ -378,10 +378,16 @@ def gradient_null_completeness(
             found.append(0)
         if found[-1] >= dims[-1]:
             break
+    return completeness_verdict(dims, found)
+
+
+def completeness_verdict(dims: list[int], found: list[int], **extra: Any) -> dict[str, Any]:
+    """The completeness certificate from the gradient null-space dimensions at the base
+    points and the numbers of them the found generators and rotations explain."""
     if not dims:
         return {"complete": None, "statement": "completeness not checked: no base point with enough differentiable samples"}
     complete = any(f >= d for f, d in zip(found, dims))
-    out: dict[str, Any] = {"complete": complete, "gradient_null_dims": dims, "found_directions": found}
+    out: dict[str, Any] = {"complete": complete, "gradient_null_dims": dims, "found_directions": found, **extra}
     if not complete:
         out["statement"] = (
             f"completeness check failed: the gradient null space has dimension {dims} at random points "

@@ -15,9 +15,9 @@ compiled NumPy functions (``lambdify(..., cse=True)``, batched over θ) and LaTe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import sympy as sp
@@ -153,10 +153,7 @@ def charge_dynamics(
     ghat = tuple(sp.Symbol(f"ghat_{i}") for i in range(n))
     g = sp.Matrix(ghat)
     step = (1 - ETA * GAMMA) ** 2 * C_K + ETA**2 * sp.expand((g.T * Am * g)[0, 0])
-    Sigma = mom.covariance
-    grad = mom.mean_grad
-    tr = sp.expand(sp.Add(*[v * Sigma[j, i] for (i, j), v in Am.todok().items() if v != 0]))
-    gAg = sp.expand((grad.T * Am * grad)[0, 0])
+    tr, gAg = _noise_terms_exact(mom, Am)
     N = loss.n_samples
     if not replace:
         if N is None:
@@ -177,6 +174,30 @@ def charge_dynamics(
         trace_A_sigma=tr,
         kappa=kappa,
     )
+
+
+def _noise_terms_exact(mom: Any, Am: sp.Matrix) -> tuple[sp.Expr, sp.Expr]:
+    """(Tr[AΣ], ∇LᵀA∇L), expanded, from exact moments.
+
+    With the moments' polynomials at hand and a rational A, both are sums of those
+    polynomials with rational weights (exact arithmetic in FLINT, then one conversion to
+    SymPy, already expanded and canonical); otherwise ``sp.expand`` of the SymPy matrices.
+    """
+    polys = mom._polys
+    entries = [(i, j, v) for (i, j), v in Am.todok().items() if v != 0]
+    if polys is not None and all(sp.sympify(v).is_Rational for _, _, v in entries):
+        b, mean, _, S = polys
+        tr_p, gAg_p = b.zero, b.zero
+        for i, j, v in entries:
+            c = b.const(sp.Rational(v))
+            tr_p = tr_p + c * S[min(i, j), max(i, j)]
+            gAg_p = gAg_p + c * (mean[i] * mean[j])
+        return b.to_sympy(tr_p), b.to_sympy(gAg_p)
+    Sigma = mom.covariance
+    grad = mom.mean_grad
+    tr = sp.expand(sp.Add(*[v * Sigma[j, i] for i, j, v in entries]))
+    gAg = sp.expand((grad.T * Am * grad)[0, 0])
+    return tr, gAg
 
 
 def dynamics_latex(dyn: Any, names: Mapping[Any, str] | None = None) -> str:

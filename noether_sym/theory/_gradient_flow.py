@@ -27,6 +27,9 @@ sample's accuracy, is polished with the exact cone ∇L and Hessian: Gauss-Newto
 ∇L = 0 with every charge θᵀAθ of the loss's symmetric generators held at θ₀'s, to
 ``max(tol, POLISH_GRAD_RTOL·(1 + ‖θ₀‖))``. Its worst-case cost in cubature points is checked
 against ``FLOW_POLISH_NODES`` before any work (:class:`~noether_sym.ResourceLimitError`).
+The polished point is Φ(θ₀) only where the charges pin it: a flat direction of the Hessian
+at fixed charges that no symmetry or rotation explains would leave the landing point to the
+Monte Carlo flow (off by the sample's accuracy), and is refused (GradientFlowError).
 Otherwise
 (non-polynomial terms such as tanh or softmax) the flow runs on the empirical loss of one
 fixed Monte Carlo sample (``n_samples`` draws, default 4,000, ``seed``), with an explicit
@@ -92,6 +95,14 @@ _OPTIONS = {
 
 #: Monte Carlo draws per block when the gradient is averaged over a fixed sample
 _MC_BLOCK = 20_000
+
+#: the stop event looks at ∇L of the solver's latest evaluation while it is at least this
+#: many times the tolerance (only closer to the threshold is the end point evaluated)
+_SETTLED_MARGIN = 20.0
+
+#: most elements (n · n · rows) of the complex-step Hessian of a sample mean that the stiff
+#: solver's Jacobian is computed from in one call; above it, differences of the gradient
+_HVP_ELEMENTS = 4_000_000
 
 #: default size of the fixed Monte Carlo sample the flow runs on (non-polynomial losses):
 #: every flow step evaluates the gradient on all of it, so it is smaller than the moments'
@@ -292,8 +303,10 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
     se0 = se_fn(th0) if se_fn is not None else 0.0
     if polish is not None:  # on the manifold or not: decided by the exact gradient
         n0 = float(np.linalg.norm(polish.grad(th0[None, :])[0]))
-        if n0 <= opts["tol"]:
-            return GradientFlowLimit(th0.copy(), th0.copy(), 0.0, n0, n0, 0.0, opts["tol"], METHOD_FLOW_CONES, 0.0, 1)
+        # to the tolerance this route certifies its own end points at (below): Φ(Φ(θ₀)) = Φ(θ₀)
+        on_tol = max(opts["tol"], POLISH_GRAD_RTOL * (1.0 + float(np.linalg.norm(th0))))
+        if n0 <= on_tol:
+            return GradientFlowLimit(th0.copy(), th0.copy(), 0.0, n0, n0, 0.0, on_tol, METHOD_FLOW_CONES, 0.0, 1)
     elif n0 <= opts["tol"] + 4 * se0:
         return GradientFlowLimit(th0.copy(), th0.copy(), 0.0, n0, n0, 0.0, opts["tol"], how, se0, 1)
     # a Monte Carlo gradient is not resolved below its standard error: stop there
@@ -303,9 +316,21 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
     # a smooth empirical loss (dataset, Monte Carlo sample) is as stiff as the population one:
     # the stiff solver; only kinks need the explicit pair
     rtol = 1e-11 if deterministic else 1e-7 if _has_kinks(loss) else 1e-10
+    if polish is not None:
+        # the Newton polish below lands on the manifold with every charge held at θ₀'s, so the
+        # flow only has to bring it into Newton's basin: a loose tolerance, far fewer steps
+        # across the sample's kinks (where the charges pin the point, as the polish checks,
+        # the polished Φ(θ₀) is the same to ~1e-12 for rtol 1e-3 ... 1e-7)
+        rtol = _POLISH_FLOW_RTOL
     hess = population_hessian(loss, values=values) if how == METHOD_FLOW_CONES else None
+    jac_cost = 0
+    if hess is None and getattr(grad, "hessian", None) is not None:
+        # the sample mean's Hessian in one complex-step call, counted as the 2n gradients of
+        # the differences it replaces (the budget, and so every verdict, stays the same)
+        hess, jac_cost = grad.hessian, 2 * th0.size
     theta_end, t_end, n_end, evals = _integrate(grad, th0, tol_used, opts["max_time"], opts["max_evaluations"], rtol,
-                                                hessian=hess)
+                                                hessian=hess, kinks=not deterministic and _has_kinks(loss),
+                                                jac_cost=jac_cost)
     if polish is not None:
         tol_used = max(opts["tol"], POLISH_GRAD_RTOL * (1.0 + float(np.linalg.norm(th0))))
         theta_end, n_end, extra = _polish(loss, polish, th0, theta_end, tol_used)
@@ -321,35 +346,60 @@ def _flow(loss: Loss, th0: np.ndarray, opts: dict[str, Any], values: Any) -> Gra
 
 def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: float, max_time: float,
                max_evals: int, rtol: float = 1e-11,
-               hessian: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, float, float, int]:
+               hessian: Callable[[np.ndarray], np.ndarray] | None = None,
+               kinks: bool = False, jac_cost: int = 0) -> tuple[np.ndarray, float, float, int]:
     """LSODA on dθ/dt = −∇L in chunks of doubling length, until ‖∇L‖ ≤ tol. ``grad`` maps a
     batch (k, n) to (k, n); ``hessian`` (one point -> n x n) is the solver's Jacobian when the
-    caller has it exactly, otherwise central differences of ``grad``."""
+    caller has it exactly, otherwise central differences of ``grad``. ``kinks``: ∇L may jump
+    (an empirical loss of ReLU-type units), so a flow time that stops advancing is a slide
+    along a kink (a smooth flow whose steps shrink is heading for a blow-up instead).
+    ``jac_cost``: gradient evaluations one call of ``hessian`` is counted as."""
     bound = 1e6 * (1.0 + float(np.linalg.norm(th0)))
     count = [0]
 
     mark = [0.0]  # flow time at the last stall check
+    now = [0.0]  # flow time of the latest evaluation
+    last: list[Any] = [None, None]  # the last point the right-hand side saw, and ∇L there
+
+    def grad_at(y: np.ndarray) -> np.ndarray:
+        # the event functions look at the step's end point, where an explicit pair (FSAL)
+        # has just evaluated the right-hand side: reuse that gradient
+        if last[0] is not None and np.array_equal(last[0], y):
+            return last[1]
+        g = grad(y[None, :])[0]
+        last[0], last[1] = y.copy(), g
+        return g
 
     def rhs(t: float, y: np.ndarray) -> np.ndarray:
         count[0] += 1
+        now[0] = t
         if count[0] > max_evals:
             raise _Budget()
-        if count[0] % _STALL_EVALS == 0:  # the step size collapsed: a kink the flow slides along
-            # (at under 1e-3·t per 2,000 evaluations, doubling the flow time takes 2·10⁶ of them)
-            if t - mark[0] <= 1e-3 * max(1.0, abs(t)):
+        if kinks and count[0] % _STALL_EVALS == 0:  # the step size collapsed: a kink the flow slides along
+            # (under _STALL_RATE·t per _STALL_EVALS evaluations: doubling the flow time would
+            # take more than 10⁶ of them)
+            if t - mark[0] <= _STALL_RATE * max(1.0, abs(t)):
                 raise _Stalled(t)
             mark[0] = t
-        return -grad(y[None, :])[0]
+        return -grad_at(y)
 
     def jac(t: float, y: np.ndarray) -> np.ndarray:
+        count[0] += jac_cost
         if hessian is not None:
             return -hessian(y)
         count[0] += 2 * len(y)
         return -_hessian(grad, y)
 
     def settled(t: float, y: np.ndarray) -> float:
-        # stop at tol/2: the end point re-evaluated (or restarted from) is safely within tol
-        return float(np.linalg.norm(grad(y[None, :])[0])) - 0.5 * tol
+        # stop at tol/2: the end point re-evaluated (or restarted from) is safely within tol.
+        # The solver evaluated ∇L last at (or next to: its corrector's last iterate) the step's
+        # end point; while that gradient is far above the threshold its sign decides, and
+        # only near the threshold is ∇L at the end point itself evaluated
+        if last[0] is not None and not np.array_equal(last[0], y):
+            near = float(np.linalg.norm(last[1]))
+            if near >= _SETTLED_MARGIN * tol:
+                return near - 0.5 * tol
+        return float(np.linalg.norm(grad_at(y))) - 0.5 * tol
 
     def escaped(t: float, y: np.ndarray) -> float:
         return bound - float(np.linalg.norm(y))
@@ -370,14 +420,14 @@ def _integrate(grad: Callable[[np.ndarray], np.ndarray], th0: np.ndarray, tol: f
         except _Stalled as st:
             raise GradientFlowError(
                 f"gradient flow from θ₀ stalls at flow time {st.args[0]:.4g}: {_STALL_EVALS} gradient evaluations "
-                "advanced it by less than 1e-3 of itself; the flow slides along a kink of a non-smooth loss (a ReLU-type unit switching "
+                f"advanced it by less than {_STALL_RATE:g} of max(1, t); the flow slides along a kink of a non-smooth loss (a ReLU-type unit switching "
                 "on the data), where ∇L is discontinuous and ‖∇L‖ cannot reach the tolerance; no minimum with a "
                 "gradient-norm certificate is reachable from this start"
             ) from None
         except _Budget:
             raise GradientFlowError(
                 f"gradient flow from θ₀ did not reach ‖∇L‖ ≤ {tol:g} within {max_evals} gradient evaluations "
-                f"(flow time {t:.3g}): the minimum is not reached (flat or very slow directions); raise "
+                f"(flow time {now[0]:.3g}): the minimum is not reached (flat or very slow directions); raise "
                 "max_evaluations or tol"
             ) from None
         if sol.status == -1 or not np.all(np.isfinite(sol.y[:, -1])):
@@ -421,6 +471,9 @@ _CHARGE_RTOL = 1e-8
 #: a degenerate normal direction Newton converges only linearly, and a tighter tolerance
 #: costs ~36 exact gradients per halving of ‖∇L‖ while moving θ* far below any SGD error bar
 POLISH_GRAD_RTOL = 1e-8
+
+#: relative tolerance of the Monte Carlo flow that the polish follows (it fixes the end point)
+_POLISH_FLOW_RTOL = 1e-5
 
 #: most halvings of one Newton step
 _POLISH_HALVINGS = 6
@@ -474,10 +527,15 @@ def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarr
     g, r = residual(th)
     n, k = th.size, len(As)
     H = None
-    for _ in range(_POLISH_STEPS):
+    history = [float(np.linalg.norm(np.concatenate([g, r])))]
+    for step_no in range(_POLISH_STEPS):
         if np.linalg.norm(g) <= tol and np.linalg.norm(r) <= 1e-2 * _CHARGE_RTOL * scale:
             break
-        H = cones.hessian(th)
+        if _polish_hopeless(history, tol, _POLISH_STEPS - step_no):
+            break  # refused below, with the residual reached
+        # the Newton direction needs H to a few digits: forward differences from the gradient
+        # at hand (a quarter of the gradients of the Richardson H the saddle check below uses)
+        H = cones.hessian(th, grad0=g)
         J = np.array([2 * (A @ th) for A in As]).reshape(k, n)
         F = np.concatenate([g, r])
         step = np.linalg.lstsq(np.vstack([H, J]), -F, rcond=1e-13)[0]
@@ -490,6 +548,7 @@ def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarr
         else:
             break
         th, g, r = th + t * step, g1, r1
+        history.append(float(np.linalg.norm(np.concatenate([g, r]))))
     gn = float(np.linalg.norm(g))
     if gn > tol or np.linalg.norm(r) > _CHARGE_RTOL * scale:
         raise GradientFlowError(
@@ -499,15 +558,61 @@ def _polish(loss: Loss, cones: ConeDerivatives, th0: np.ndarray, theta: np.ndarr
         )
     if H is not None:
         # a minimum, not a saddle: H is positive semidefinite off the charges' normals
+        H = cones.hessian(th)
         J = np.array([2 * (A @ th) for A in As]).reshape(k, n)
         Q = np.linalg.svd(J)[2][np.linalg.matrix_rank(J):] if k else np.eye(n)
-        low = float(np.linalg.eigvalsh(Q @ H @ Q.T).min()) if Q.size else 0.0
-        if low < -1e-6 * max(1.0, float(np.abs(H).max())):
+        Q = _off_rotations(loss, Q, th)
+        lam = np.linalg.eigvalsh(Q @ H @ Q.T) if Q.size else np.zeros(0)
+        scale_h = max(1.0, float(np.abs(H).max()))
+        low = float(lam.min()) if lam.size else 0.0
+        if low < -1e-6 * scale_h:
             raise GradientFlowError(
                 f"Newton steps from the Monte Carlo flow's end point land on a saddle of L (Hessian eigenvalue "
                 f"{low:.3g} at fixed charges), not on the minimum gradient flow reaches; start nearer the minimum manifold"
             )
+        flat = int(np.sum(lam <= 1e-6 * scale_h))
+        if flat:
+            # the charges do not pin the point: along these minimum-manifold directions the
+            # landing point is the Monte Carlo flow's (an error of the sample's size), not Φ(θ₀)
+            raise GradientFlowError(
+                f"Φ(θ₀) is not determined by the charges: at fixed charges the minimum manifold has {flat} flat "
+                "direction(s) no symmetry explains, along which only the flow itself decides where it lands, and the "
+                "flow could only run on a Monte Carlo sample (its end point is off by the sample's accuracy there); "
+                "start on the minimum manifold"
+            )
     return th, gn, cones.evaluations - start
+
+
+def _off_rotations(loss: Loss, Q: np.ndarray, th: np.ndarray) -> np.ndarray:
+    """Rows of ``Q`` (orthonormal) with the directions Jθ of the loss's rotations removed:
+    moving along a rotation is a symmetry, not an undetermined direction of Φ(θ₀)."""
+    try:
+        rots = [np.array(J.tolist(), dtype=float) for J in find_symmetries(loss).rotations]
+    except NoetherSymError:
+        rots = []
+    if not rots or not Q.size:
+        return Q
+    B = Q @ np.stack([J @ th for J in rots], axis=1)  # rotation directions in Q's coordinates
+    U, sv, _ = np.linalg.svd(B, full_matrices=True)
+    r = int(np.sum(sv > 1e-9 * max(1e-300, float(sv.max(initial=0.0)))))
+    return U[:, r:].T @ Q
+
+
+def _polish_hopeless(history: list[float], tol: float, steps_left: int) -> bool:
+    """Whether Newton's residual norms ``history`` cannot reach ``tol`` in ``steps_left`` more
+    steps even at the best rate of its last three: Newton only speeds up near a
+    non-degenerate solution, so a residual that shrinks by less than that rate per step
+    while still far from ``tol`` is a limit Newton does not resolve (the polish would spend
+    its whole budget of Hessians and refuse anyway)."""
+    if len(history) < 4 or history[-1] <= tol:
+        return False
+    rates = [b / a for a, b in zip(history[-4:-1], history[-3:]) if a > 0]
+    best = min(rates) if rates else 1.0
+    if best <= 0.0:
+        return False
+    if best >= 1.0:
+        return True
+    return math.log(tol / history[-1]) / math.log(best) > steps_left
 
 
 def _refuse_unresolved(loss: Loss, se_fn: Callable | None, theta: np.ndarray, n_end: float, opts: dict[str, Any],
@@ -536,8 +641,12 @@ class _Stalled(Exception):
     """Internal: the flow time stopped advancing (turned into GradientFlowError)."""
 
 
-#: gradient evaluations between two checks that the flow time advances
-_STALL_EVALS = 2_000
+#: gradient evaluations between two checks that the flow time advances, and the least
+#: advance (relative to max(1, t)) per check: at 5·10⁻⁴ per 500, doubling the flow time would
+#: take more than 10⁶ evaluations, beyond any budget; a short window recognises a flow that
+#: slides along a kink after a few hundred evaluations instead of after thousands
+_STALL_EVALS = 500
+_STALL_RATE = 5e-4
 
 #: nodes at which a loss is not smooth (the explicit Runge-Kutta pair is used there)
 _KINKS = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.Piecewise, sp.sign)
@@ -598,6 +707,13 @@ def _build_gradient(loss: Loss, values: Any, n_samples: int | None,
 
         def exact_grad(T: np.ndarray) -> np.ndarray:
             T = np.asarray(T, dtype=float)
+            if T.shape[0] == 1:
+                # one point (the solver's right-hand side): Python floats, not arrays of one
+                # element, whose per-operation cost is ~10x the arithmetic
+                try:
+                    return np.array([f(*T[0].tolist())], dtype=float)
+                except (OverflowError, ZeroDivisionError):
+                    pass  # float ** overflows raise in Python: the array route gives inf/nan
             cols = f(*T.T)
             return np.stack([np.broadcast_to(np.asarray(c, dtype=float), T.shape[:1]) for c in cols], axis=-1)
 
@@ -647,15 +763,20 @@ def _sample_gradient(loss: Loss, values: Any, n_samples: int | None,
         return cl.grad(th[None, :], X) if X is not None else cl.grad(th[None, :])
 
     def grad(T: np.ndarray) -> np.ndarray:
-        T = np.asarray(T, dtype=float)
-        out = np.empty_like(T)
-        for b in range(T.shape[0]):
-            acc = np.zeros(T.shape[1])
-            for a in range(0, N, _MC_BLOCK):
-                g = cl.grad(T[b][None, :], X[a:a + _MC_BLOCK]) if X is not None else cl.grad(T[b][None, :])
-                acc += np.sum(g.reshape(-1, T.shape[1]), axis=0)
-            out[b] = acc / N
-        return out
+        # every point of the batch against every row in one generated call (blocks of
+        # _MC_BLOCK elements): a flow takes thousands of these, so the per-call cost counts
+        return cl.grad_mean(np.asarray(T, dtype=float).reshape(-1, loss.n), X, block=_MC_BLOCK)
+
+    if X is not None and loss.n * loss.n * N <= _HVP_ELEMENTS:
+        eye = np.eye(loss.n)[:, None, :]
+
+        def hessian(y: np.ndarray) -> np.ndarray:
+            # Hessian-vector products with every unit vector, every row, one call: (n, N, n)
+            hv = cl.hvp(np.broadcast_to(y, (loss.n, 1, loss.n)), eye, X[None, :, :])
+            H = hv.mean(axis=1)
+            return (H + H.T) / 2
+
+        grad.hessian = hessian  # type: ignore[attr-defined]
 
     def se(th: np.ndarray) -> float:
         if sampler.dataset_size is not None or X is None:

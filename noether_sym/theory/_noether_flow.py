@@ -7,8 +7,9 @@
 
 from Φ(θ₀) (gradient flow from the start, :func:`~noether_sym.gradient_flow_limit`) to its
 stationary state, and classifies it: a fixed point, a steady rotation along an antisymmetric
-symmetry (a relative equilibrium with constant charge invariants), a divergence along a
-semidefinite generator, or degenerate / undetermined with the reason (:class:`NoetherFlow`).
+symmetry (a relative equilibrium with constant charge invariants), a closed orbit that is no
+steady rotation (a limit cycle), a divergence along a semidefinite generator, or degenerate /
+undetermined with the reason (:class:`NoetherFlow`).
 
 Design
 ------
@@ -20,10 +21,24 @@ symmetry by (E7)); otherwise the limit flow is stochastic and the call refuses.
 
 Integration. The flow is integrated as an ODE in the ambient space, F(θ) = drift(R(θ)),
 with R the Newton retraction onto Γ along the normal space (θ ← θ − H⁺∇L, quadratic
-convergence), by SciPy's DOP853, in chunks of τ whose length is the time the initial drift
-takes to move θ by its own norm. A chunk ends the run when the drift that is not explained
-by a steady rotation -- F minus its projection on span{J_kθ}, J_k the antisymmetric
-generators of the symmetry algebra -- is below ``rtol`` times the initial drift.
+convergence), by SciPy's DOP853, in chunks of τ. A drift is compared with the size of its
+terms, s = ‖½∇³L[Λ]‖ + (γS/η)‖θ‖ (before the projection P_T): a drift below ``ROUNDOFF_RTOL``·s
+is round-off, the point is stationary to that tolerance (when it is a stable one: the tangent
+Jacobian of the drift has no growing mode). Chunk lengths come from time scales of the flow,
+never from ‖θ‖/‖drift‖ alone: the first is at most ``CHUNK_NATURAL`` natural times
+max(1, ‖θ‖)/s, each later one grows by 1.5 at most and spans at most ``CHUNK_STEPS`` of the
+solver's steps of the chunk before (the step an accurate integration of the flow needs is its
+fastest relevant time scale). A chunk ends the run when the drift that is not explained by a
+steady rotation -- F minus its projection on span{J_kθ}, J_k the antisymmetric generators of
+the symmetry algebra -- is below ``rtol`` times the initial drift (or at round-off), or when
+the trajectory is a closed orbit: it crosses the section through its current point (normal
+to the drift) twice within ``PERIOD_RTOL``·max(1, ‖θ‖) of that point, one period apart (the
+Poincaré map has converged: a limit cycle, e.g. along a symmetry that is no linear one;
+``average`` is then the mean over one more period, integrated at evenly spaced times). Near
+an isolated fixed point (drift below ``NEWTON_START`` of its initial size, no rotation part)
+Newton on the manifold finishes the approach; it is used only where the tangent Jacobian has
+no neutral mode at the solution and no growing one (a continuum of fixed points, where the
+flow's end point depends on its path, is integrated to the end).
 
 Charges and rotations. :meth:`NoetherFlow.drift` splits (E22) at a point: for each
 symmetric generator A, dC_A/dτ = 2⟨Aθ, dθ/dτ⟩, which equals (E12) in τ units,
@@ -43,6 +58,7 @@ import numpy as np
 import sympy as sp
 from scipy.integrate import solve_ivp
 from scipy.linalg import eigh, expm
+from scipy.optimize import brentq
 
 from .._errors import (
     CertificationError,
@@ -65,6 +81,7 @@ _OPTIONS = {
     "lr": Optional(Real(0.0, None, low_open=True)),
     "rtol": Real(0.0, 1e-2, low_open=True),
     "max_chunks": Integer(1, 100_000),
+    "max_evaluations": Integer(100, 100_000_000),
     "seed": Integer(0),
     "n_samples": Optional(Integer(100)),
 }
@@ -75,6 +92,30 @@ TANGENT_RTOL = 1e-7
 NOISE_ALONG_T_RTOL = 1e-6
 #: Newton retraction: iterations and relative gradient tolerance
 _NEWTON_STEPS = 30
+#: a drift (E22) at most this fraction of the size of its terms is round-off: the point is stationary
+#: (moving θ by 1% of its norm would take 1e8 natural times max(1, ‖θ‖)/s)
+ROUNDOFF_RTOL = 1e-10
+#: a stationary point is unstable when its tangent Jacobian has an eigenvalue whose real part exceeds
+#: this fraction of the natural rate s / max(1, ‖θ‖) (finite differences resolve ~1e-7 of it)
+UNSTABLE_RTOL = 1e-5
+#: a closed orbit returns within this fraction of max(1, ‖θ‖) after one period (twice in a row)
+PERIOD_RTOL = 1e-6
+#: the first chunk spans at most this many natural times max(1, ‖θ‖)/s
+CHUNK_NATURAL = 10.0
+#: a chunk spans at most this many of the solver's (median) steps of the chunk before
+CHUNK_STEPS = 200
+#: the flow's approach to a fixed point is finished by Newton on the manifold once the drift is below
+#: this fraction of its initial size (and is not a rotation); at most ``_POLISH_STEPS`` steps
+NEWTON_START = 1e-2
+_POLISH_STEPS = 6
+#: a tangent Jacobian eigenvalue below this fraction of the largest is a neutral mode (no Newton)
+NEUTRAL_RTOL = 1e-6
+#: ... and below this fraction where Newton starts (a mode that slow is skipped: integrate instead)
+SLOW_MODE_RTOL = 1e-2
+#: solver step points kept for finding closed orbits (older ones are dropped)
+_TRACK_STEPS = 6000
+#: points per period for the average over a closed orbit
+_CYCLE_POINTS = 512
 
 
 @dataclass
@@ -127,7 +168,8 @@ class NoetherFlow(NotebookDisplay):
     Attributes
     ----------
     kind
-        ``"fixed point"``, ``"rotating"``, ``"divergent"``, ``"degenerate"`` or ``"undetermined"``.
+        ``"fixed point"``, ``"rotating"``, ``"periodic"`` (a closed orbit that is no steady rotation:
+        a limit cycle), ``"divergent"``, ``"degenerate"`` or ``"undetermined"``.
     reason
         One sentence: why this kind (and, for divergent / degenerate / undetermined, what).
     start
@@ -150,6 +192,8 @@ class NoetherFlow(NotebookDisplay):
     exact
         True when Σ and the derivatives are exact (quadrature, dataset rows); False for Monte
         Carlo (``method`` says which).
+    period
+        Periodic runs: the period of the closed orbit in τ = η²k/S (else 0).
     """
 
     loss: Loss
@@ -168,7 +212,9 @@ class NoetherFlow(NotebookDisplay):
     method: str
     tau: float
     seconds: float
+    period: float = 0.0
     _core: Any = field(default=None, repr=False, compare=False)
+    _cycle: Any = field(default=None, repr=False, compare=False)
 
     def drift(self, theta: Any) -> FlowDrift:
         """(E22) at a point (retracted onto Γ first), split into charge drifts and a rotation."""
@@ -180,9 +226,9 @@ class NoetherFlow(NotebookDisplay):
 
         Its value at a fixed point; at a steady rotation θ(τ) = e^{τJ}θ*, the mean over one
         period (over 64 periods of the slowest frequency when the frequencies of J are not
-        commensurate).
+        commensurate); on a closed orbit, the mean over one period (points evenly spaced in τ).
         """
-        if self.kind not in ("fixed point", "rotating"):
+        if self.kind not in ("fixed point", "rotating", "periodic"):
             raise InvalidArgumentError(
                 f"the flow has no stationary state to average over (kind {self.kind!r}: {self.reason})"
             )
@@ -198,7 +244,7 @@ class NoetherFlow(NotebookDisplay):
         f = sp.lambdify(list(self.loss.params), e, modules="numpy")
         if self.kind == "fixed point":
             return float(f(*self.theta))
-        pts = _rotation_samples(self.rotation_generator, self.theta)
+        pts = self._cycle if self.kind == "periodic" else _rotation_samples(self.rotation_generator, self.theta)
         vals = np.broadcast_to(np.asarray(f(*pts.T), dtype=float), (pts.shape[0],))
         return float(vals.mean())
 
@@ -216,11 +262,13 @@ class NoetherFlow(NotebookDisplay):
             "exact": self.exact,
             "method": self.method,
             "tau": self.tau,
+            "period": self.period,
             "seconds": self.seconds,
         }
 
     def __repr__(self) -> str:
         rate = f", rotation_rate={self.rotation_rate:.6g}" if self.kind == "rotating" else ""
+        rate += f", period={self.period:.6g}" if self.kind == "periodic" else ""
         return f"NoetherFlow({self.loss.name!r}, kind={self.kind!r}{rate}, tangent_dim={self.tangent_dim})"
 
 
@@ -278,15 +326,16 @@ class _FlowCore:
         solves (NᵀHN) s = Nᵀ∇L with the current H (quadratic convergence near Γ).
         """
         th = np.array(th, dtype=float)
-        lam, vec = self.spectrum(th)
+        H = self.pop.hessian(th)
+        lam, vec = _eigh(H)
         scale = max(1e-300, float(np.abs(lam).max()))
         N = vec[:, self.k:]
         tol = 1e-13 * scale * max(1.0, float(np.linalg.norm(th)))
         g = self.pop.grad(th)
-        for _ in range(_NEWTON_STEPS):
+        for it in range(_NEWTON_STEPS):
             if not np.isfinite(g).all() or float(np.linalg.norm(g)) <= tol:
                 break
-            Hn = N.T @ self.pop.hessian(th) @ N
+            Hn = N.T @ (H if it == 0 else self.pop.hessian(th)) @ N
             step = N @ np.linalg.solve(Hn, N.T @ g)
             th = th - step
             g = self.pop.grad(th)
@@ -310,18 +359,26 @@ class _FlowCore:
 
     def drift(self, th: np.ndarray) -> np.ndarray:
         """(E22) at a point of Γ."""
+        return self.drift_and_scale(th)[0]
+
+    def drift_and_scale(self, th: np.ndarray) -> tuple[np.ndarray, float]:
+        """(E22) at a point of Γ and the size of its terms before the projection,
+        s = ‖½∇³L[Λ]‖ + (γS/η)‖θ‖ (the yardstick of round-off in the drift)."""
         self.evaluations += 1
         T, N, lam = self.geometry(th)
         if T.shape[1] == 0:
-            return np.zeros_like(th)
+            return np.zeros_like(th), 0.0
         S = self.pop.sigma(th)
         St = N.T @ S @ N
         Lt = St / (lam[:, None] + lam[None, :])
         Lam = N @ Lt @ N.T
-        d = -0.5 * (T @ (T.T @ self.pop.third(th, Lam)))
+        full = 0.5 * self.pop.third(th, Lam)
+        d = -(T @ (T.T @ full))
+        scale = float(np.linalg.norm(full))
         if self.wd_rate:
             d -= self.wd_rate * (T @ (T.T @ th))
-        return d
+            scale += self.wd_rate * float(np.linalg.norm(th))
+        return d, scale
 
     def field(self, th: np.ndarray) -> np.ndarray:
         return self.drift(self.retract(th))
@@ -359,7 +416,9 @@ def _gradient_flow(pop: Population, th0: np.ndarray, max_time: float = 1e6) -> n
     floor = 1e-12 * max(H0, 1e-300) * max(1.0, float(np.linalg.norm(th0)))
     if g0 <= floor:
         return th0.copy()
-    tol = 1e-7 * max(g0, floor)
+    # a start already near Γ (e.g. another projection's end point) need not be polished below
+    # round-off: the retraction that follows finishes it along the normal space
+    tol = max(1e-7 * g0, floor)
     y, *_ = _flow_to_minimum(lambda Y: np.stack([pop.grad(t) for t in Y]), th0, tol, max_time, 200_000,
                        rtol=1e-10, hessian=pop.hessian)
     return y
@@ -384,6 +443,7 @@ def noether_flow(
     lr: float | None = None,
     rtol: float = 1e-10,
     max_chunks: int = 400,
+    max_evaluations: int = 200_000,
     values: Mapping | None = None,
     n_samples: int | None = None,
     seed: int = 0,
@@ -405,9 +465,9 @@ def noether_flow(
     rtol
         Stationarity: the drift not explained by a steady rotation below ``rtol`` times the
         initial drift.
-    max_chunks
-        Budget of integration chunks (each about the time the initial drift takes to move θ
-        by its norm); exceeding it ends the run as ``"undetermined"``.
+    max_chunks, max_evaluations
+        Budgets of integration chunks (each at most ``CHUNK_STEPS`` solver steps) and of drift
+        evaluations; exceeding either ends the run as ``"undetermined"``, naming it.
     values, n_samples, seed
         Numbers for symbolic distribution parameters; Monte Carlo sample size and seed for
         losses that are not polynomial in the data.
@@ -440,7 +500,7 @@ def noether_flow(
     t_start = time.perf_counter()
     loss = as_loss(loss)
     opts = validate(_OPTIONS, batch_size=batch_size, weight_decay=weight_decay, lr=lr, rtol=rtol,
-                    max_chunks=max_chunks, seed=seed, n_samples=n_samples)
+                    max_chunks=max_chunks, max_evaluations=max_evaluations, seed=seed, n_samples=n_samples)
     if opts["weight_decay"] > 0 and opts["lr"] is None:
         raise InvalidArgumentError("with weight decay the flow's drift −(γS/η)P_Tθ involves η: pass lr=...")
     wd_rate = opts["weight_decay"] * opts["batch_size"] / opts["lr"] if opts["weight_decay"] > 0 else 0.0
@@ -484,13 +544,15 @@ def noether_flow(
 
 
 def _result(meta: dict, core: _FlowCore, kind: str, reason: str, theta: np.ndarray, taus: list, thetas: list,
-            rate: float, div_rate: float, t_start: float, J: np.ndarray | None = None) -> NoetherFlow:
+            rate: float, div_rate: float, t_start: float, J: np.ndarray | None = None, period: float = 0.0,
+            cycle: np.ndarray | None = None) -> NoetherFlow:
     n = theta.size
     return NoetherFlow(
         kind=kind, reason=reason, theta=theta, rotation_rate=rate,
         rotation_generator=np.zeros((n, n)) if J is None else J, divergence_rate=div_rate,
         trajectory=(np.asarray(taus, dtype=float), np.asarray(thetas, dtype=float)),
-        gap=core.min_gap, tau=float(taus[-1]), seconds=time.perf_counter() - t_start, _core=core, **meta,
+        gap=core.min_gap, tau=float(taus[-1]), seconds=time.perf_counter() - t_start, period=period,
+        _core=core, _cycle=cycle, **meta,
     )
 
 
@@ -520,47 +582,238 @@ def _divergent_generator(core: _FlowCore, th: np.ndarray, d0: float) -> tuple[in
     return None
 
 
+class _Budget(Exception):
+    """The drift-evaluation budget ran out inside a chunk."""
+
+
+class _Track:
+    """The solver's step points (τ, θ) of the last chunks (at most ``_TRACK_STEPS``), for closed orbits."""
+
+    def __init__(self) -> None:
+        self.t: list[np.ndarray] = []
+        self.y: list[np.ndarray] = []
+
+    def add(self, sol: Any) -> None:
+        self.t.append(sol.t)
+        self.y.append(sol.y.T)
+        while len(self.t) > 1 and sum(t.size for t in self.t) > _TRACK_STEPS:
+            self.t.pop(0)
+            self.y.pop(0)
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.concatenate(self.t), np.concatenate(self.y)
+
+
+def _crossing(core: _FlowCore, t0: float, y0: np.ndarray, t1: float, th: np.ndarray, nvec: np.ndarray,
+              rtol: float, length: float) -> tuple[float, np.ndarray]:
+    """Where the flow from (t0, y0) crosses the section n·(θ − th) = 0 before t1 (one short
+    integration with dense output, then a root), and the retracted point there."""
+    sol = solve_ivp(lambda t, y: core.field(y), (t0, t1), y0, method="DOP853", rtol=min(1e-8, 100 * rtol),
+                    atol=1e-12 * length, dense_output=True)
+    f = lambda t: float(nvec @ (sol.sol(t) - th))
+    if f(t0) * f(t1) > 0:
+        return t1, core.retract(sol.y[:, -1])
+    t = brentq(f, t0, t1, xtol=1e-13 * max(1.0, abs(t1)))
+    return t, core.retract(sol.sol(t))
+
+
+def _closed_orbit(core: _FlowCore, track: _Track, th: np.ndarray, d: np.ndarray, tau: float, rtol: float,
+                  length: float) -> tuple[float, float] | None:
+    """(period, return distance) when the trajectory that ends at θ(τ) = th is a closed orbit.
+
+    The section through th normal to the drift d: the last two crossings of it near th (in the
+    direction of the flow, each after the trajectory went away) must both lie within
+    PERIOD_RTOL·length of th, one period apart (the Poincaré map has converged).
+    """
+    tol = PERIOD_RTOL * length
+    nvec = d / float(np.linalg.norm(d))
+    ts, ys = track.points()
+    s = (ys - th) @ nvec
+    dist = np.linalg.norm(ys - th, axis=1)
+    found: list[tuple[float, float]] = []
+    end = len(ts)
+    for i in np.nonzero((s[:-1] < 0) & (s[1:] >= 0))[0][::-1]:
+        away = float(dist[i + 1:end].max()) if i + 1 < end else 0.0  # how far the orbit went since
+        if away < 1e3 * tol or min(dist[i], dist[i + 1]) > 0.1 * away:
+            continue  # the crossing at th itself, or a crossing of the plane far from th
+        if ts[i + 1] <= ts[i]:
+            continue  # a chunk boundary (the same τ before and after the retraction)
+        t_star, y_star = _crossing(core, float(ts[i]), ys[i], float(ts[i + 1]), th, nvec, rtol, length)
+        gap = float(np.linalg.norm(y_star - th))
+        if gap > tol:
+            return None
+        found.append((t_star, gap))
+        if len(found) == 2:
+            p1, p2 = tau - found[0][0], found[0][0] - found[1][0]
+            if abs(p1 - p2) > PERIOD_RTOL * p1:
+                return None
+            return p1, max(found[0][1], found[1][1])
+        end = i + 1  # the crossing before must come with the trajectory gone away again
+    return None
+
+
+def _cycle_samples(core: _FlowCore, th: np.ndarray, tau: float, period: float, rtol: float,
+                   length: float) -> np.ndarray:
+    """One more period from th: points evenly spaced in τ (retracted), for the average."""
+    grid = tau + period * np.arange(_CYCLE_POINTS) / _CYCLE_POINTS
+    sol = solve_ivp(lambda t, y: core.field(y), (tau, tau + period), th, method="DOP853", t_eval=grid,
+                    rtol=min(1e-8, 100 * rtol), atol=1e-12 * length)
+    if not sol.success:
+        raise CertificationError(f"the integration of (E22) over one period failed at τ = {tau:.4g}: {sol.message}")
+    return np.array([core.retract(y) for y in sol.y.T])
+
+
+def _tangent_jacobian(core: _FlowCore, th: np.ndarray) -> np.ndarray:
+    """Tᵀ ∂F/∂θ T: the drift's Jacobian on the tangent space (central differences, retracted)."""
+    T, _, _ = core.geometry(th)
+    h = 1e-5 * max(1.0, float(np.linalg.norm(th)))
+    cols = [(core.field(th + h * t) - core.field(th - h * t)) / (2 * h) for t in T.T]
+    return T.T @ np.stack(cols, axis=1)
+
+
+def _newton_fixed_point(core: _FlowCore, th: np.ndarray, d: np.ndarray, target: float,
+                        length: float) -> tuple[np.ndarray, float, float] | str | None:
+    """Newton on the manifold for drift(θ) = 0 from a point the flow approaches: steps
+    −T J⁺ Tᵀ d with J the tangent Jacobian, each retracted onto Γ. Returns (θ*, ‖drift‖, the
+    largest growth rate of J at θ*) when the drift falls below ``target`` at a point where no
+    tangent mode grows; ``"neutral"`` when J has a neutral mode (a continuum of fixed points:
+    where on it the flow ends depends on its path, at second order in the distance, which
+    Newton does not follow); None when the drift does not halve at every step or the point is
+    unstable (a saddle the flow only passes by). Otherwise the integration goes on."""
+    dn = float(np.linalg.norm(d))
+    for it in range(_POLISH_STEPS):
+        T, _, _ = core.geometry(th)
+        J = _tangent_jacobian(core, th)
+        if it == 0:  # a mode much slower than the rest: likely neutral at θ* (checked there), so skip
+            ev = np.abs(np.linalg.eigvals(J))
+            if ev.size == 0 or ev.min() <= SLOW_MODE_RTOL * ev.max():
+                return "neutral"
+        new = core.retract(th - T @ np.linalg.lstsq(J, T.T @ d, rcond=1e-10)[0])
+        d_new, scale = core.drift_and_scale(new)
+        dn_new = float(np.linalg.norm(d_new))
+        if dn_new > 0.5 * dn:
+            return None
+        th, d, dn = new, d_new, dn_new
+        if dn <= target or dn <= ROUNDOFF_RTOL * scale:
+            ev = np.linalg.eigvals(_tangent_jacobian(core, th))
+            if ev.size == 0 or np.abs(ev).min() <= NEUTRAL_RTOL * np.abs(ev).max():
+                return "neutral"
+            growth = float(ev.real.max())
+            if growth > UNSTABLE_RTOL * max(scale, 1e-300) / length:
+                return None
+            return th, dn, growth
+    return None
+
+
+def _stationary_start(meta: dict, core: _FlowCore, start: np.ndarray, d0: float, s0: float,
+                      t_start: float) -> NoetherFlow:
+    """Φ(θ₀) where the drift is round-off: a fixed point when no tangent mode of the flow grows."""
+    if s0 == 0.0:
+        return _result(meta, core, "fixed point", "the drift (E22) and its terms vanish at Φ(θ₀)", start, [0.0],
+                       [start], 0.0, 0.0, t_start)
+    natural = s0 / max(1.0, float(np.linalg.norm(start)))
+    ev = np.linalg.eigvals(_tangent_jacobian(core, start))
+    growth = float(ev.real.max(initial=-math.inf))
+    if growth > UNSTABLE_RTOL * natural:
+        return _result(meta, core, "undetermined", f"Φ(θ₀) is stationary (drift {d0:.3g}, round-off against its "
+                       f"terms {s0:.3g}) but unstable: a tangent mode of the flow grows at {growth:.3g} per unit τ, "
+                       "so SGD's fluctuations leave it, in a direction they choose", start, [0.0], [start], 0.0, 0.0,
+                       t_start)
+    return _result(meta, core, "fixed point", f"the drift (E22) at Φ(θ₀) is round-off: {d0:.3g} ≤ {ROUNDOFF_RTOL:g} "
+                   f"× the size of its terms ({s0:.3g}), and no tangent mode grows (largest rate {growth:.3g} against "
+                   f"the natural rate {natural:.3g}): stationary to that tolerance", start, [0.0], [start], 0.0, 0.0,
+                   t_start)
+
+
+def _chunk(core: _FlowCore, th: np.ndarray, tau: float, chunk: float, rtol: float, length: float,
+           budget: int) -> Any:
+    """One chunk of DOP853, stopped by _Budget past ``budget`` drift evaluations."""
+    stop = core.evaluations + budget
+
+    def rhs(t: float, y: np.ndarray) -> np.ndarray:
+        if core.evaluations > stop:
+            raise _Budget()
+        return core.field(y)
+
+    sol = solve_ivp(rhs, (tau, tau + chunk), th, method="DOP853", rtol=min(1e-8, 100 * rtol),
+                    atol=1e-12 * length)
+    if not sol.success:
+        raise CertificationError(f"the integration of (E22) failed at τ = {tau:.4g}: {sol.message}")
+    return sol
+
+
 def _integrate(meta: dict, core: _FlowCore, start: np.ndarray, opts: dict, sym_note: str,
                t_start: float) -> NoetherFlow:
     rtol = opts["rtol"]
-    d0 = float(np.linalg.norm(core.drift(start)))
-    if d0 == 0.0:
-        return _result(meta, core, "fixed point", "the drift (E22) vanishes at Φ(θ₀)", start, [0.0], [start],
-                       0.0, 0.0, t_start)
-    chunk = max(1.0, float(np.linalg.norm(start))) / d0
+    d0v, s0 = core.drift_and_scale(start)
+    d0 = float(np.linalg.norm(d0v))
+    length = max(1.0, float(np.linalg.norm(start)))
+    if d0 <= ROUNDOFF_RTOL * s0:
+        return _stationary_start(meta, core, start, d0, s0, t_start)
+    # the first chunk: the time the drift takes to move θ by its norm, at most CHUNK_NATURAL
+    # natural times length/s0 (a drift far below its terms would otherwise ask for a huge span)
+    chunk = min(length / d0, CHUNK_NATURAL * length / s0)
     div = _divergent_generator(core, start, d0)
     taus, thetas = [0.0], [start.copy()]
-    th, tau, prev = start.copy(), 0.0, None
-    scale0 = float(np.linalg.norm(start))
+    th, tau, prev, track = start.copy(), 0.0, None, _Track()
     max_chunks = opts["max_chunks"] if div is None else min(opts["max_chunks"], 20)
+    budget = opts["max_evaluations"]
+    res, why, newton = d0, f"within {max_chunks} chunks", True
     for _ in range(max_chunks):
-        sol = solve_ivp(lambda t, y: core.field(y), (tau, tau + chunk), th, method="DOP853",
-                        rtol=min(1e-8, 100 * rtol), atol=1e-12 * max(1.0, scale0))
-        if not sol.success:
-            raise CertificationError(f"the integration of (E22) failed at τ = {tau:.4g}: {sol.message}")
+        try:
+            sol = _chunk(core, th, tau, chunk, rtol, length, budget - core.evaluations)
+        except _Budget:
+            why = f"within the budget of {budget} drift evaluations (max_evaluations)"
+            break
+        track.add(sol)
         tau += chunk
         th = core.retract(sol.y[:, -1])
         taus.append(tau)
         thetas.append(th.copy())
-        if float(np.linalg.norm(th)) > 1e6 * max(1.0, scale0):
-            return _result(meta, core, "divergent", f"‖θ‖ grew beyond {1e6 * max(1.0, scale0):.3g} along the manifold",
+        if float(np.linalg.norm(th)) > 1e6 * length:
+            return _result(meta, core, "divergent", f"‖θ‖ grew beyond {1e6 * length:.3g} along the manifold",
                            th, taus, thetas, 0.0, float("inf"), t_start)
-        d = core.drift(th)
+        d, scale = core.drift_and_scale(th)
         dn = float(np.linalg.norm(d))
         _, res = core.rotation_fit(th, d)
-        if div is None and dn <= rtol * d0:
-            return _result(meta, core, "fixed point", f"the drift (E22) fell below {rtol:g} of its initial size",
-                           th, taus, thetas, 0.0, 0.0, t_start)
+        if div is None and (dn <= rtol * d0 or dn <= ROUNDOFF_RTOL * scale):
+            return _result(meta, core, "fixed point", f"the drift (E22) fell below {rtol:g} of its initial size "
+                           f"(or to round-off, {ROUNDOFF_RTOL:g} of its terms)", th, taus, thetas, 0.0, 0.0, t_start)
         steady = prev is not None and abs(dn - prev) <= 1e3 * rtol * dn
-        if div is None and res <= rtol * d0 and steady:
+        if div is None and res <= max(rtol * d0, ROUNDOFF_RTOL * scale) and steady:
             sp_ = core.split(th)
             J = sp_.rotation_generator
             return _result(meta, core, "rotating", "a relative equilibrium: steady motion along the antisymmetric "
                            f"generator J (‖dθ/dτ‖ = {dn:.6g}) with constant charge invariants", th, taus, thetas,
                            sp_.rotation_rate, 0.0, t_start, J)
+        if div is None and newton and dn <= NEWTON_START * d0 and res >= 0.5 * dn:
+            polished = _newton_fixed_point(core, th, d, rtol * d0, length)
+            newton = polished is None  # after a neutral mode or a failed polish: integrate to the end
+            if isinstance(polished, tuple):
+                th, dn, growth = polished
+                taus.append(tau)
+                thetas.append(th.copy())
+                return _result(meta, core, "fixed point", f"the drift (E22) fell below {rtol:g} of its initial size "
+                               f"(or to round-off, {ROUNDOFF_RTOL:g} of its terms), the approach finished by Newton on "
+                               f"the manifold; no tangent mode grows there (largest rate {growth:.3g})", th, taus,
+                               thetas, 0.0, 0.0, t_start)
+        if div is None and res > 1e-3 * dn:  # not (nearly) a steady rotation: look for a closed orbit
+            orbit = _closed_orbit(core, track, th, d, tau, rtol, length)
+            if orbit is not None:
+                period, gap = orbit
+                cycle = _cycle_samples(core, th, tau, period, rtol, length)
+                speed = [float(np.linalg.norm(core.drift(y))) for y in cycle[:: max(1, len(cycle) // 64)]]
+                return _result(meta, core, "periodic", f"a closed orbit of period {period:.6g} (a limit cycle of the "
+                               f"flow, no steady rotation): the trajectory crossed its section twice within {gap:.2g} "
+                               f"of this point (tolerance {PERIOD_RTOL:g} × {length:.3g}), one period apart; its speed "
+                               f"‖dθ/dτ‖ varies from {min(speed):.3g} to {max(speed):.3g} along it (the mean over the "
+                               "cycle is an η → 0 statement: where the speed is low a finite η can stop SGD)",
+                               th, taus, thetas, 0.0, 0.0, t_start, period=period, cycle=cycle)
         prev = dn
         if res > 0.5 * rtol * d0:
             chunk *= 1.5 if dn > 0.1 * d0 else 1.0
+        # never longer than CHUNK_STEPS of the steps the solver needed in the last chunk
+        chunk = min(chunk, CHUNK_STEPS * float(np.median(np.diff(sol.t))))
     if div is not None:
         i, _ = div
         rate = float(np.sum(core.generators[i] * core.pop.sigma(th)))
@@ -568,6 +821,6 @@ def _integrate(meta: dict, core: _FlowCore, start: np.ndarray, opts: dict, sym_n
                        f"of one sign ({rate:.6g} at the last point, {div[1]:.6g} at the start) and no weight decay: it "
                        "moves without bound", th, taus, thetas, 0.0, rate, t_start)
     note = f"; {sym_note}" if sym_note else ""
-    return _result(meta, core, "undetermined", f"no stationary state within {max_chunks} chunks (τ = {tau:.4g}): the "
-                   f"drift not explained by a rotation is {res:.3g} (initial drift {d0:.3g}){note}", th, taus, thetas,
+    return _result(meta, core, "undetermined", f"no stationary state {why} (τ = {tau:.4g}): the drift not "
+                   f"explained by a rotation is {res:.3g} (initial drift {d0:.3g}){note}", th, taus, thetas,
                    0.0, 0.0, t_start)

@@ -79,6 +79,8 @@ MC_SAMPLES = 2**16
 MAX_REFLECTIONS = 64
 #: largest number of monomials of an exact population loss
 MAX_TERMS = 200_000
+#: largest index table (bytes) a sparse polynomial keeps between calls
+_KEEP_INDEX_BYTES = 32 * 2**20
 #: Chebyshev stencil for d/ds at s = 0 (8 points: exact for polynomials of degree ≤ 7)
 _STENCIL_POINTS = 8
 
@@ -371,6 +373,7 @@ class _SparsePolynomial:
     def __init__(self, coeffs: np.ndarray, idx: np.ndarray, n: int) -> None:
         self.c, self.idx, self.n = coeffs, idx, n
         K = self.K = idx.shape[1]
+        self._fixed: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._tuples = {}
         for r in (1, 2, 3):
             tup = np.array([t for t in itertools.product(range(K), repeat=r) if len(set(t)) == r],
@@ -381,11 +384,20 @@ class _SparsePolynomial:
             self._tuples[r] = (tup, mask)
 
     def _parts(self, theta: np.ndarray, r: int) -> tuple[np.ndarray, np.ndarray]:
-        """(variable indices (P, T, r), c_t × product of the other factors (P, T))."""
+        """(variable indices (P, T, r), c_t × product of the other factors (P, T)).
+
+        The indices and each tuple's complementary positions do not depend on θ: built once."""
+        fixed = self._fixed.get(r)
+        if fixed is None:
+            tup, mask = self._tuples[r]
+            comp = np.array([np.nonzero(~m)[0] for m in mask], dtype=np.int64).reshape(len(tup), self.K - r)
+            fixed = (np.ascontiguousarray(self.idx[:, tup].transpose(1, 0, 2)), comp)
+            if fixed[0].nbytes <= _KEEP_INDEX_BYTES:  # kept only when small: big models rebuild them
+                self._fixed[r] = fixed
+        ix, comp = fixed
         F = np.append(np.asarray(theta, dtype=float), 1.0)[self.idx]  # (T, K)
-        tup, mask = self._tuples[r]
-        others = np.prod(np.where(mask[:, None, :], 1.0, F[None, :, :]), axis=2)  # (P, T)
-        return self.idx[:, tup].transpose(1, 0, 2), others * self.c[None, :]
+        others = np.prod(F[:, comp], axis=2).T  # (P, T)
+        return ix, others * self.c[None, :]
 
     def value(self, theta: np.ndarray) -> float:
         F = np.append(np.asarray(theta, dtype=float), 1.0)[self.idx]

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import flint
 import numpy as np
 import sympy as sp
 
-from .._errors import InvalidArgumentError
-from .._printing import LINE_WIDTH, NotebookDisplay, _check_names, _latex, _num, _rhs
+from .._errors import InvalidArgumentError, NoetherSymError
+from .._printing import LINE_WIDTH, NotebookDisplay, _check_names, _num, _rhs
 from ..compile._compiled import compiled
-from ..data._moments import expectation
+from ..data._moments import expectation, moments
 from ..data._sample import _value_map, make_sampler
 from ..loss._generators import as_generator
 from ..loss._loss import Loss, as_loss
@@ -75,6 +76,10 @@ def population_hessian(loss: Loss, theta: Any, *, values: Any = None, n_samples:
 
     th = loss.theta_vector(theta)
     te = _exact_theta(loss, theta, th)
+    if not values:
+        H = _hessian_from_polys(loss, te)
+        if H is not None:
+            return H, True
     try:
         Hs = loss._cache.get("population_hessian_symbolic")
         if Hs is None:
@@ -109,6 +114,41 @@ def population_hessian(loss: Loss, theta: Any, *, values: Any = None, n_samples:
         e[i] = 1.0
         H[:, i] = cl.hvp(np.broadcast_to(th, (m, n)), np.broadcast_to(e, (m, n)), X).mean(axis=0)
     return (H + H.T) / 2, False
+
+
+def _hessian_from_polys(loss: Loss, te: sp.Matrix) -> sp.Matrix | None:
+    """H(θ) exactly at a rational θ from the exact moments' polynomials, or None.
+
+    H_ij = ∂E[g_i]/∂θ_j: the polynomials of E[g] differentiated and evaluated at θ in exact
+    rational arithmetic (FLINT), no symbolic expansion of E[ℓ]. None when the moments are
+    not polynomial, θ hides inside a non-polynomial factor (``tanh(w)``, ``1/w``: a FLINT
+    derivative would miss it), or the result depends on other symbols (the SymPy route then
+    evaluates, or names them).
+    """
+    try:
+        polys = moments(loss)._polys
+    except NoetherSymError:
+        return None
+    if polys is None:
+        return None
+    b, mean, _, _ = polys
+    theta_set = set(loss.theta)
+    if any(a.free_symbols & theta_set for a in b.atoms):
+        return None
+    idx = {t: k for k, t in enumerate(b.gens) if k >= b.D}
+    if any(t not in idx for t in loss.theta):
+        return None
+    cols = [idx[t] for t in loss.theta]
+    sub = {k: flint.fmpq(int(v.p), int(v.q)) for k, v in zip(cols, te)}
+    n = loss.n
+    H = sp.zeros(n, n)
+    for i in range(n):
+        for j in range(i, n):
+            v = mean[i].derivative(cols[j]).subs(sub)
+            if not v.is_constant():
+                return None
+            H[i, j] = H[j, i] = b.to_sympy(v)
+    return H
 
 
 def sharpness_along_orbit(
@@ -153,7 +193,7 @@ def sharpness_along_orbit(
         lam_min = math.inf if pos else (-math.inf if neg else 0.0)
     if lam_star is None:
         lam_star = noise_equilibrium(loss, Am, theta, check_symmetry=False, values=values, project=False).lam
-    T = lambda lam: float(sum(math.exp(-2 * lam * a) * h for a, h in zip(a_f, h_f)))  # noqa: E731
+    T = lambda lam: float(sum(math.exp(-2 * lam * a) * h for a, h in zip(a_f, h_f)))
     T0 = T(0.0)
     Ts = T(lam_star) if math.isfinite(lam_star) else (math.inf if any(
         (a > 0) != (lam_star > 0) and h > 0 for a, h in zip(a_f, h_f) if a != 0) else 0.0)
