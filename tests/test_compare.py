@@ -81,6 +81,36 @@ def test_richardson_standard_error_propagates_independent_errors():
         ns.richardson([1.0, 2.0, 3.0], order="cubic")
 
 
+def _runs(values, sems, lrs=(0.015, 0.03, 0.06)):
+    from noether_sym.check._compare import Run
+
+    z = np.zeros((1, 1))
+    return [Run(lr=h, steps=1, value=np.array([v]), sem=np.array([e]), replicas=64, n_diverged=0, seconds=0.0,
+                times=np.zeros(1), mean=z, spread=z) for h, v, e in zip(lrs, values, sems)]
+
+
+def test_auto_extrapolation_keeps_the_line_while_the_runs_fit_it():
+    from noether_sym.check._compare import _extrapolate
+
+    # on a line m = 1.4 − 2η: the least-squares line gives 1.4 exactly
+    ex = _extrapolate(_runs([1.4 - 2 * 0.015, 1.4 - 2 * 0.03, 1.4 - 2 * 0.06], [0.005] * 3), True, "auto")
+    assert ex.order == "linear" and ex.estimate[0] == pytest.approx(1.4, abs=1e-12)
+
+
+def test_auto_extrapolation_drops_a_4eta_run_off_the_line():
+    from noether_sym.check._compare import _extrapolate
+
+    # relu-net's measured tail averages (1.385, 1.357, 1.21 ± 0.005): the contrast
+    # m1 − 1.5 m2 + 0.5 m4 = −0.0455 is 4.9 s.e. (0.005·√3.5) from 0, so the line through all
+    # three (1.4585, 3% above the (η, 2η) line) is not used; the line through the two smallest gives
+    # 2·1.385 − 1.357 = 1.413 with s.e. √(4 + 1)·0.005
+    ex = _extrapolate(_runs([1.385, 1.357, 1.21], [0.005] * 3), True, "auto")
+    assert ex.order == "two-point" and ex.lrs == [0.015, 0.03]
+    assert ex.estimate[0] == pytest.approx(1.413, abs=1e-12)
+    assert ex.sem[0] == pytest.approx(np.sqrt(5) * 0.005, rel=1e-12)
+    assert any("off the line" in n for n in ex.notes)
+
+
 # ------------------------------------------------------------------------------------------
 # fast checks
 # ------------------------------------------------------------------------------------------

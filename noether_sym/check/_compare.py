@@ -761,13 +761,37 @@ class _Extrapolation:
     notes: list[str]
 
 
+#: the least-squares line through three clean runs is used only while the runs fit it: the
+#: lack-of-fit contrast (in standard errors, worst observable) at most this; beyond it the
+#: bias is not linear in η over (η, 4η) and the line through the two smallest rates is used
+LINE_MISFIT_Z = 4.0
+
+
+def _lack_of_fit(runs: list[Run]) -> float:
+    """|m₁ − 3m₂/2 + m₄/2| / s.e. for the rates (h₁, h₂, h₄) (zero for any line when the rates
+    double: m₄ − m₂ = 2(m₂ − m₁)), the worst over observables; the general rates' form is the
+    second divided difference, scaled to the same contrast."""
+    h = np.array([r.lr for r in runs], dtype=float)
+    # weights c with Σc = 0 and Σc·h = 0 (a line has no lack of fit), normalised so c₁ = 1
+    c = np.array([h[2] - h[1], -(h[2] - h[0]), h[1] - h[0]]) / (h[2] - h[1])
+    m = np.array([np.asarray(r.value, dtype=float) for r in runs])
+    se = np.array([np.asarray(r.sem, dtype=float) for r in runs])
+    contrast = np.tensordot(c, m, axes=1)
+    err = np.sqrt(np.tensordot(c**2, se**2, axes=1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(err > 0, np.abs(contrast) / np.where(err > 0, err, 1.0), np.where(contrast != 0, np.inf, 0.0))
+    return float(np.max(z)) if z.size else 0.0
+
+
 def _extrapolate(runs: list[Run], richardson: bool, order: str) -> _Extrapolation:
     """The η → 0 estimate from the clean runs only (no diverged or outlying replica).
 
     A requested rule is used when every run it needs is clean; otherwise, and for
     ``"auto"``: the least-squares line ("linear") through three clean runs, the line through
     two ("two-point", Lagrange weights for their learning rates), and a refusal (order
-    ``"none"``, ``refusal`` saying why) with fewer than two.
+    ``"none"``, ``refusal`` saying why) with fewer than two. Three clean runs that do not fit
+    a line (:func:`_lack_of_fit` above ``LINE_MISFIT_Z``) give the line through the two
+    smallest rates instead.
     """
     if not richardson:
         return _Extrapolation(order, None, None, [], None, [])
@@ -788,8 +812,13 @@ def _extrapolate(runs: list[Run], richardson: bool, order: str) -> _Extrapolatio
             f"fewer than two clean runs (runs with diverged or outlying replicas: {bad}); Richardson needs two: "
             "lower lr"), notes)
     if len(good) == 3:
-        est, sem = richardson_fn([r.value for r in good], [r.sem for r in good], order="linear")
-        return _Extrapolation("linear", est, sem, [r.lr for r in good], None, notes)
+        z = _lack_of_fit(good)
+        if z <= LINE_MISFIT_Z:
+            est, sem = richardson_fn([r.value for r in good], [r.sem for r in good], order="linear")
+            return _Extrapolation("linear", est, sem, [r.lr for r in good], None, notes)
+        notes.append(f"η → 0 from the two smallest rates: the run at η={good[2].lr:g} is off the line through "
+                     f"the three (lack of fit {z:.1f} s.e. > {LINE_MISFIT_Z:g}: the bias is not linear in η there)")
+        good, bad = good[:2], f"η={good[2].lr:g} (off the line)"
     h = [r.lr for r in good]
     w = np.array([h[1] / (h[1] - h[0]), -h[0] / (h[1] - h[0])])  # the line through both, at η = 0
     est = w[0] * good[0].value + w[1] * good[1].value
