@@ -579,7 +579,8 @@ def compare(
     richardson, order
         Also run 2η and 4η and extrapolate to η → 0 (:func:`richardson`), from clean runs
         only (no diverged or outlying replica). ``order="auto"`` (default): the
-        least-squares line through three clean runs ("linear"), the line through two
+        least-squares line through three clean runs ("linear") while they fit it (else the
+        line through the two smallest rates: the 4η run is off the line), the line through two
         ("two-point"), else a refusal: ``richardson`` None, order "none", ``refusal`` says
         why (and ``within(..., "richardson")`` raises). A named rule ("linear",
         "quadratic", "two-point") is used when all its runs are clean, else the same
