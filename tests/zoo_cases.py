@@ -465,7 +465,8 @@ def _normalised(th: np.ndarray, X0: np.ndarray, X1: np.ndarray) -> tuple[np.ndar
     return s, (X0 - s * th[:, 0] / rho) / rho, (X1 - s * th[:, 1] / rho) / rho
 
 
-def scale_invariant_wd() -> Case:
+def _direction_loss() -> tuple[sp.Symbol, sp.Symbol, ns.Loss, Callable]:
+    """ℓ = (a/‖(a, b)‖·x − (3x₀ + 4x₁)/5 − ε)² (scale invariant) and its hand-written gradient."""
     a, b = sp.symbols("a b")
     x0, x1 = Normal("x0", 0, 1), Normal("x1", 0, 1)
     s = (a * x0 + b * x1) / sp.sqrt(a**2 + b**2)
@@ -476,6 +477,12 @@ def scale_invariant_wd() -> Case:
         sv, da, db = _normalised(th, X0, X1)
         r = 2 * (sv - (3 * X0 + 4 * X1) / 5 - e)
         return np.stack([r * da, r * db], axis=-1)
+
+    return a, b, loss, grad
+
+
+def scale_invariant_wd() -> Case:
+    a, b, loss, grad = _direction_loss()
 
     # weight decay γ = κη keeps ‖θ*‖⁴ = η Tr Σ(θ̂)/(2γS) (E18) finite as η → 0
     return Case("scale-invariant direction (a x0 + b x1)/‖(a, b)‖ with weight decay, from (0.9, 0.2), off", loss,
@@ -500,16 +507,7 @@ def scale_invariant_outer() -> Case:
 
 
 def scale_invariant_no_wd() -> Case:
-    a, b = sp.symbols("a b")
-    x0, x1 = Normal("x0", 0, 1), Normal("x1", 0, 1)
-    s = (a * x0 + b * x1) / sp.sqrt(a**2 + b**2)
-    loss = ns.Loss((s - (3 * x0 + 4 * x1) / 5 - eps) ** 2, [a, b])
-
-    def grad(th: np.ndarray, d: np.ndarray) -> np.ndarray:
-        X0, X1, e = d[:, 0], d[:, 1], SIGMA * d[:, 2]
-        sv, da, db = _normalised(th, X0, X1)
-        r = 2 * (sv - (3 * X0 + 4 * X1) / 5 - e)
-        return np.stack([r * da, r * db], axis=-1)
+    a, b, loss, grad = _direction_loss()
 
     return Case("scale-invariant direction without weight decay (no finite equilibrium)", loss, [0.6, 0.8], grad,
                 gauss(3), {"|θ|^2": a**2 + b**2}, route="refuse", lr=0.01, steps=20_000,

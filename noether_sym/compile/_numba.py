@@ -321,6 +321,16 @@ def scalar_gradient_source(graph: Graph, root: int, n_theta: int, name: str) -> 
     """
     w = _ScalarWriter(graph, n_theta)
     wrt = list(range(n_theta))
+    _value_and_adjoints(w, root, wrt)
+    for k in wrt:
+        w.lines.append(f"    g[{k}] = {f'a{k}' if k in w.adj_init else '0.0'}")
+    w.lines.append(f"    return v{root}")
+    head = f'@_nb.njit(cache=True, error_model="numpy", inline="always")\ndef {name}(th, x, g):'
+    return "\n".join([head, *w.lines]) + "\n"
+
+
+def _value_and_adjoints(w: Any, root: int, wrt: list[int]) -> None:
+    """Write the forward lines of ``root`` and the reverse sweep of its adjoints onto ``w``."""
     needed, rev_order = w.plan([root], root, wrt, False)
     for i in sorted(needed):
         w.forward(i)
@@ -328,11 +338,6 @@ def scalar_gradient_source(graph: Graph, root: int, n_theta: int, name: str) -> 
     for i in rev_order:
         if i in w.adj_init:
             w.adjoint(i)
-    for k in wrt:
-        w.lines.append(f"    g[{k}] = {f'a{k}' if k in w.adj_init else '0.0'}")
-    w.lines.append(f"    return v{root}")
-    head = f'@_nb.njit(cache=True, error_model="numpy", inline="always")\ndef {name}(th, x, g):'
-    return "\n".join([head, *w.lines]) + "\n"
 
 
 def scalar_activation_source(act: Any, name: str) -> str:
@@ -341,13 +346,7 @@ def scalar_activation_source(act: Any, name: str) -> str:
     graph = Graph((z,))
     root = graph.add(act(z))
     w = _ScalarWriter(graph, 1)
-    needed, rev_order = w.plan([root], root, [0], False)
-    for i in sorted(needed):
-        w.forward(i)
-    w.assign(root, "1.0")
-    for i in rev_order:
-        if i in w.adj_init:
-            w.adjoint(i)
+    _value_and_adjoints(w, root, [0])
     slope = "a0" if 0 in w.adj_init else "0.0"
     lines = [ln.replace("th[0]", "z") for ln in w.lines]
     head = f'@_nb.njit(cache=True, error_model="numpy")\ndef {name}(z):'
